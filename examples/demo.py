@@ -1,0 +1,33 @@
+"""`tox -e demo`: run `istio-cilium-compat check` on every saved example cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    if not folders:
+        print("no example clusters found", file=sys.stderr)
+        return 1
+    for folder in folders:
+        title = f" {folder.name} "
+        print(f"\n{title:=^100}")
+        print(f"$ istio-cilium-compat check --manifests examples/{folder.name}")
+        result = subprocess.run(
+            ["istio-cilium-compat", "check", "--manifests", str(folder)], check=False, text=True, capture_output=True
+        )
+        sys.stdout.write(result.stdout)
+        sys.stdout.write(result.stderr)
+        print(f"(exit code {result.returncode})")
+        if result.returncode not in (0, 1):
+            return result.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Derived facts every rule needs: parsed booleans, per-node config views, versions.
+
+Computed once per evaluation so that each rule stays a short, pure function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..report import Evidence
+from ..snapshot import CiliumConfig, DaemonSetInfo, NodeConfig, Snapshot
+
+TRUE_SPELLINGS = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+FALSE_SPELLINGS = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+AMBIENT = "ambient"
+DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
+DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_CNI_BIN_DIR = "/opt/cni/bin"
+EVIDENCE_LIMIT = 10
+
+_VERSION = re.compile(r":v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_bool(raw: str) -> bool | None:
+    """Go's strconv.ParseBool, which the Cilium agent applies to its settings."""
+    if raw in TRUE_SPELLINGS:
+        return True
+    if raw in FALSE_SPELLINGS:
+        return False
+    return None
+
+
+def parse_version(image: str) -> tuple[int, int, int] | None:
+    """`quay.io/cilium/cilium:v1.17.4@sha256:…` -> (1, 17, 4)."""
+    match = _VERSION.search(image.split("@", 1)[0].rsplit("/", 1)[-1])
+    if not match:
+        return None
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
+def format_version(version: tuple[int, int, int] | None) -> str | None:
+    """(1, 17, 4) -> "1.17.4"."""
+    return ".".join(map(str, version)) if version else None
+
+
+def object_name(kind: str, namespace: str | None, name: str) -> str:
+    """How evidence names an object."""
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+@dataclass(frozen=True)
+class BoolSetting:
+    """One boolean key as the agent will read it, with where the value came from."""
+
+    key: str
+    raw: str | None
+    default: bool
+    where: str
+
+    @property
+    def value(self) -> bool | None:
+        """True/False, the default when absent, None when it does not parse."""
+        return self.default if self.raw is None else parse_bool(self.raw)
+
+    @property
+    def invalid(self) -> bool:
+        """Present but not a Go boolean."""
+        return self.raw is not None and parse_bool(self.raw) is None
+
+    def evidence(self, note: str = "") -> Evidence:
+        """Key and raw value, with a parse note where it does not parse."""
+        if self.invalid:
+            note = "; ".join(filter(None, ["does not parse as a boolean", note]))
+        elif self.raw is None and not note:
+            note = f"absent: agent default {str(self.default).lower()}"
+        return Evidence(object=self.where, key=self.key, value=self.raw, note=note)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """The settings that apply to a set of nodes: global, or global plus a node override."""
+
+    config: CiliumConfig
+    node_config: NodeConfig | None = None
+
+    @property
+    def config_name(self) -> str:
+        """The ConfigMap as evidence names it."""
+        return object_name("ConfigMap", self.config.namespace, "cilium-config")
+
+    @property
+    def label(self) -> str:
+        """`all nodes` or the CiliumNodeConfig that narrows it."""
+        if self.node_config is None:
+            return "all nodes"
+        nc = self.node_config
+        return f"nodes selected by {object_name('CiliumNodeConfig', nc.namespace, nc.name)}"
+
+    def raw(self, key: str) -> str | None:
+        """Effective raw value: the node override wins."""
+        if self.node_config is not None and key in self.node_config.defaults:
+            return self.node_config.defaults[key]
+        return self.config.data.get(key)
+
+    def where(self, key: str) -> str:
+        """Which object the effective value of `key` comes from."""
+        if self.node_config is not None and key in self.node_config.defaults:
+            nc = self.node_config
+            return object_name("CiliumNodeConfig", nc.namespace, nc.name)
+        return self.config_name
+
+    def overrides(self, *keys: str) -> bool:
+        """True for the global view, or when the node config sets one of `keys`."""
+        return self.node_config is None or any(k in self.node_config.defaults for k in keys)
+
+    def bool(self, key: str, default: bool = False) -> BoolSetting:
+        """A boolean key as the agent parses it."""
+        return BoolSetting(key=key, raw=self.raw(key), default=default, where=self.where(key))
+
+
+@dataclass(frozen=True)
+class SocketLB:
+    """Whether socket LB is in effect on a view, and the settings that say so."""
+
+    on: bool
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass
+class Facts:
+    """A snapshot plus what the rules derive from it, computed once."""
+
+    snapshot: Snapshot
+    _cache: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def config(self) -> CiliumConfig | None:
+        """The `cilium-config` in use."""
+        return self.snapshot.cilium_config
+
+    @cached_property
+    def views(self) -> tuple[ConfigView, ...]:
+        """Global settings first, then one view per CiliumNodeConfig."""
+        if self.config is None:
+            return ()
+        return (
+            ConfigView(self.config),
+            *(ConfigView(self.config, nc) for nc in self.snapshot.node_configs),
+        )
+
+    @cached_property
+    def cilium_agent(self) -> DaemonSetInfo | None:
+        """The cilium agent DaemonSet in Cilium's namespace."""
+        agents = self.snapshot.cilium_agents
+        return agents[0] if agents else None
+
+    @cached_property
+    def version(self) -> tuple[int, int, int] | None:
+        """Cilium version from the agent's image tag."""
+        if self.cilium_agent is None:
+            return None
+        images = self.cilium_agent.images
+        preferred = [i for i in images if "/cilium:" in i or i.startswith("cilium:")]
+        for image in (*preferred, *images):
+            version = parse_version(image)
+            if version:
+                return version
+        return None
+
+    def version_at_most(self, major: int, minor: int) -> bool:
+        """True when the version is known and not newer; unknown counts as possibly old."""
+        return self.version is None or self.version[:2] <= (major, minor)
+
+    @cached_property
+    def root_namespace(self) -> str | None:
+        """Istio's root namespace (override, relation or discovered)."""
+        return self.snapshot.istio_root_namespace
+
+    @cached_property
+    def ztunnel(self) -> DaemonSetInfo | None:
+        """The ztunnel DaemonSet in the root namespace."""
+        for ds in self.snapshot.ztunnels:
+            if self.root_namespace is None or ds.namespace == self.root_namespace:
+                return ds
+        return None
+
+    @property
+    def ambient_present(self) -> bool:
+        """Istio ambient runs (ztunnel found in the root namespace)."""
+        return self.ztunnel is not None
+
+    @cached_property
+    def istio_cni(self) -> DaemonSetInfo | None:
+        """The istio-cni-node DaemonSet, preferring the root namespace."""
+        found = self.snapshot.istio_cni
+        for ds in found:
+            if ds.namespace == self.root_namespace:
+                return ds
+        return found[0] if found else None
+
+    @cached_property
+    def ambient_namespaces(self) -> tuple[str, ...]:
+        """Namespaces enrolled in ambient."""
+        return tuple(
+            ns.name for ns in self.snapshot.namespaces if ns.labels.get(DATAPLANE_MODE_LABEL) == AMBIENT
+        )
+
+    @cached_property
+    def managed_by(self) -> str:
+        """`canonical-k8s`, `helm` or `unknown`: decides which fix to print."""
+        if self.snapshot.canonical_k8s:
+            return "canonical-k8s"
+        if self.config is not None and (
+            self.config.labels.get("app.kubernetes.io/managed-by") == "Helm"
+            or "meta.helm.sh/release-name" in self.config.annotations
+        ):
+            return "helm"
+        return "unknown"
+
+    @cached_property
+    def helm_release(self) -> tuple[str, str]:
+        """(release, namespace) of the Helm release that owns cilium-config."""
+        annotations = self.config.annotations if self.config else {}
+        default_ns = self.snapshot.cilium_namespace or "kube-system"
+        default_release = "ck-network" if self.snapshot.canonical_k8s else "cilium"
+        return (
+            annotations.get("meta.helm.sh/release-name") or default_release,
+            annotations.get("meta.helm.sh/release-namespace") or default_ns,
+        )
+
+    @property
+    def cilium_namespace(self) -> str:
+        """Where Cilium runs (for commands in fixes)."""
+        return self.snapshot.cilium_namespace or "kube-system"
+
+    def socket_lb(self, view: ConfigView) -> SocketLB:
+        """Socket LB in effect? kube-proxy replacement forces it on whatever bpf-lb-sock says."""
+        evidence: list[Evidence] = []
+        kpr_raw = view.raw("kube-proxy-replacement")
+        kpr = parse_bool(kpr_raw) if kpr_raw is not None else False
+        where = view.where("kube-proxy-replacement")
+        on = False
+        if kpr is True:
+            on = True
+            evidence.append(Evidence(where, "kube-proxy-replacement", kpr_raw, "forces socket LB on"))
+        elif kpr_raw is not None and kpr_raw.lower() in ("strict", "probe") and self.version_at_most(1, 14):
+            on = True
+            evidence.append(
+                Evidence(where, "kube-proxy-replacement", kpr_raw, "Cilium ≤ 1.14: enables socket LB")
+            )
+        elif kpr is None and kpr_raw is not None and kpr_raw.lower() != "partial":
+            on = True
+            evidence.append(
+                Evidence(
+                    where,
+                    "kube-proxy-replacement",
+                    kpr_raw,
+                    "does not parse; assumed to enable socket LB",
+                )
+            )
+        sock = view.bool("bpf-lb-sock")
+        if sock.value is True or sock.invalid:
+            on = True
+            evidence.append(sock.evidence("enables socket LB" if not sock.invalid else "assumed on"))
+        elif on and sock.raw is not None:
+            evidence.append(sock.evidence("ignored: kube-proxy replacement forces socket LB on"))
+        hrs = view.bool("enable-host-reachable-services")
+        if hrs.raw is not None and self.version_at_most(1, 11) and hrs.value is not False:
+            on = True
+            evidence.append(hrs.evidence("Cilium ≤ 1.11: enables socket LB"))
+        if not on:
+            evidence.append(Evidence(where, "kube-proxy-replacement", kpr_raw, "socket LB not forced"))
+            evidence.append(sock.evidence())
+        return SocketLB(on=on, evidence=tuple(evidence))
+
+
+def capped(evidence: list[Evidence], what: str = "more") -> tuple[Evidence, ...]:
+    """Keep evidence readable on big clusters: the first few, then a count."""
+    if len(evidence) <= EVIDENCE_LIMIT:
+        return tuple(evidence)
+    rest = len(evidence) - EVIDENCE_LIMIT
+    return (*evidence[:EVIDENCE_LIMIT], Evidence(object=f"… and {rest} {what}"))
+
+
+def first_line_summary(mapping: Mapping[str, str]) -> str:
+    """Compact `k=v` list for evidence notes."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))

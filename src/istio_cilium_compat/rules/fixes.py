@@ -1,0 +1,61 @@
+"""Fix texts, phrased for the way the cluster's Cilium is managed.
+
+A finding is only useful if its fix can be run as written, so the commands name
+the real namespace and Helm release seen in the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from .facts import Facts
+
+RENDER_HINT = (
+    "Full change for your setup: `juju run istio-cilium-compat-k8s/0 render-cilium-config` "
+    "or `istio-cilium-compat render`."
+)
+
+
+def restart_agents(facts: Facts) -> str:
+    """The agents read cilium-config only at start."""
+    ns = shlex.quote(facts.cilium_namespace)
+    name = shlex.quote(facts.cilium_agent.name if facts.cilium_agent else "cilium")
+    return f"kubectl -n {ns} rollout restart daemonset/{name}"
+
+
+def cilium_setting(facts: Facts, helm_path: str, key: str, value: str) -> str:
+    """Change one Cilium setting the way this cluster is managed, then restart the agents."""
+    release, release_ns = facts.helm_release
+    helm = (
+        f"helm upgrade {shlex.quote(release)} <cilium chart, same version> -n {shlex.quote(release_ns)} "
+        f"--reuse-values --set {helm_path}={value}"
+    )
+    if facts.managed_by == "canonical-k8s":
+        lines = [
+            f"Canonical Kubernetes (Helm release {release}): {helm}",
+            "(k8sd keeps values it does not own across upgrades)",
+        ]
+    elif facts.managed_by == "helm":
+        lines = [f"Helm: {helm}"]
+    else:
+        lines = [
+            f"Helm: {helm_path}: {value}",
+            f"cilium CLI: cilium config set {key} {value}",
+        ]
+    lines.append(f"then restart the agents: {restart_agents(facts)}")
+    lines.append(RENDER_HINT)
+    return "\n".join(lines)
+
+
+def node_config_fix(facts: Facts, key: str, value: str) -> str:
+    """A CiliumNodeConfig that undoes a setting must be corrected too."""
+    lines = []
+    for nc in facts.snapshot.node_configs:
+        if key in nc.defaults:
+            patch = json.dumps({"spec": {"defaults": {key: value}}}, separators=(",", ":"))
+            lines.append(
+                f"kubectl -n {shlex.quote(nc.namespace)} patch ciliumnodeconfig {shlex.quote(nc.name)} "
+                f"--type merge -p {shlex.quote(patch)}"
+            )
+    return "\n".join(lines)

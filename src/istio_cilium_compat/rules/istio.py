@@ -1,0 +1,115 @@
+"""Checks on the Istio side: CNI directories, ztunnel presence, enrollment labels."""
+
+from __future__ import annotations
+
+from ..report import Evidence, Finding, Severity
+from .facts import (
+    AMBIENT,
+    DATAPLANE_MODE_LABEL,
+    DEFAULT_CNI_BIN_DIR,
+    DEFAULT_CNI_CONF_DIR,
+    Facts,
+    capped,
+    object_name,
+)
+
+# Volume names in the cilium agent and istio-cni-node DaemonSets (upstream charts and istio-k8s).
+CILIUM_DIRS = {"conf": "etc-cni-netd", "bin": "cni-path"}
+ISTIO_DIRS = {"conf": "cni-net-dir", "bin": "cni-bin-dir"}
+
+
+def _norm(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def cni_dirs_mismatch(facts: Facts) -> Finding | None:
+    """CIC004: Istio CNI must write where the kubelet (and Cilium) read CNI config."""
+    istio = facts.istio_cni
+    if istio is None:
+        return None
+    agent = facts.cilium_agent
+    defaults = {"conf": DEFAULT_CNI_CONF_DIR, "bin": DEFAULT_CNI_BIN_DIR}
+    evidence = []
+    for which in ("conf", "bin"):
+        istio_path = istio.host_paths.get(ISTIO_DIRS[which])
+        if not istio_path:
+            continue
+        cilium_path = (agent.host_paths.get(CILIUM_DIRS[which]) if agent else None) or defaults[which]
+        if _norm(istio_path) != _norm(cilium_path):
+            source = (
+                f"DaemonSet {agent.namespace}/{agent.name} volume {CILIUM_DIRS[which]}"
+                if agent and agent.host_paths.get(CILIUM_DIRS[which])
+                else "the default"
+            )
+            evidence.append(
+                Evidence(
+                    object=object_name("DaemonSet", istio.namespace, istio.name),
+                    key=f"volume {ISTIO_DIRS[which]} hostPath",
+                    value=istio_path,
+                    note=f"Cilium uses {cilium_path} ({source})",
+                )
+            )
+    if not evidence:
+        return None
+    microk8s = any("/var/snap/microk8s/" in (e.value or "") for e in evidence)
+    return Finding(
+        id="CIC004",
+        severity=Severity.ERROR,
+        summary="Istio CNI writes to other CNI directories than Cilium's: ambient pods are not captured",
+        detail=(
+            "istio-cni-node installs its plugin where the kubelet never looks, so pods are not redirected to "
+            'ztunnel (istio-k8s reports "Istio CNI not ready. Possible platform mismatch").'
+            + (" The paths are MicroK8s', from istio-k8s' default platform=microk8s." if microk8s else "")
+        ),
+        evidence=tuple(evidence),
+        fix=(
+            'Canonical Kubernetes: juju config istio-k8s platform=""\n'
+            "Other Istio installs: set global.platform, or cni.cniConfDir / cni.cniBinDir to Cilium's directories."
+        ),
+    )
+
+
+def ambient_missing(facts: Facts) -> Finding | None:
+    """CIC008: without ztunnel the Cilium checks still run, as a pre-flight."""
+    if facts.ambient_present:
+        return None
+    elsewhere = [
+        object_name("DaemonSet", d.namespace, d.name)
+        for d in facts.snapshot.ztunnels
+        if d.namespace != facts.root_namespace
+    ]
+    looked = f"namespace {facts.root_namespace}" if facts.root_namespace else "all namespaces"
+    evidence = [Evidence(object=f"DaemonSet with label app=ztunnel in {looked}", note="not found")]
+    evidence.extend(Evidence(object=name, note="found outside the root namespace") for name in elsewhere)
+    return Finding(
+        id="CIC008",
+        severity=Severity.INFO,
+        summary="Istio ambient (ztunnel) not found: Cilium checked as a pre-flight",
+        detail="The Cilium settings are checked so that ambient works once it is installed.",
+        evidence=tuple(evidence),
+        fix="Nothing to do, unless Istio runs elsewhere: set istio-root-namespace / --istio-namespace.",
+    )
+
+
+def odd_enrollment(facts: Facts) -> Finding | None:
+    """CIC017: a dataplane-mode value Istio does not know enrolls nothing."""
+    evidence = [
+        Evidence(
+            object=f"Namespace {ns.name}",
+            key=f"label {DATAPLANE_MODE_LABEL}",
+            value=ns.labels.get(DATAPLANE_MODE_LABEL, ""),
+            note="not ambient: Istio knows only 'ambient' and 'none'",
+        )
+        for ns in facts.snapshot.namespaces
+        if ns.labels.get(DATAPLANE_MODE_LABEL) not in (AMBIENT, "none")
+    ]
+    if not evidence:
+        return None
+    return Finding(
+        id="CIC017",
+        severity=Severity.WARNING,
+        summary="Namespace label istio.io/dataplane-mode has an unknown value: not enrolled in ambient",
+        detail="Only 'ambient' enrolls a namespace; a typo leaves its traffic outside the mesh.",
+        evidence=capped(evidence, "more namespaces"),
+        fix="kubectl label namespace <name> istio.io/dataplane-mode=ambient --overwrite",
+    )

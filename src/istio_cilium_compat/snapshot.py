@@ -1,0 +1,135 @@
+"""Everything the rules may look at, as frozen values.
+
+Both the live collector and the manifest loader produce a `Snapshot`, so a rule
+cannot tell (and must not care) where the cluster state came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ProblemKind = Literal["forbidden", "error", "unreachable", "invalid"]
+
+
+@dataclass(frozen=True)
+class CiliumConfig:
+    """The `cilium-config` ConfigMap, with when each key was last written."""
+
+    namespace: str
+    data: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    key_times: Mapping[str, str] = field(default_factory=dict)
+    """Key -> RFC 3339 time of the newest `managedFields` entry that owns it."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A `CiliumNodeConfig`: `defaults` override `cilium-config` on matching nodes."""
+
+    namespace: str
+    name: str
+    api_version: str
+    node_selector: Mapping[str, object]
+    defaults: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class DaemonSetInfo:
+    """The parts of a DaemonSet the checks use."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    images: tuple[str, ...]
+    host_paths: Mapping[str, str]
+    """Volume name -> hostPath path."""
+    desired: int = 0
+    ready: int = 0
+    host_network: bool = False
+    dns_policy: str = ""
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A Cilium agent pod: when it started tells whether it runs the current config."""
+
+    namespace: str
+    name: str
+    node: str
+    start_time: str | None
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """A namespace carrying the `istio.io/dataplane-mode` label (any value)."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PeerAuthentication:
+    """A PeerAuthentication reduced to what decides the accepted mTLS mode."""
+
+    namespace: str
+    name: str
+    selector: Mapping[str, str] | None
+    """`spec.selector.matchLabels`; None (or empty) means namespace- or mesh-wide."""
+    mode: str
+    """`spec.mtls.mode` upper-cased; `UNSET` when absent."""
+    port_modes: Mapping[str, str] = field(default_factory=dict)
+    creation_timestamp: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A NetworkPolicy or Cilium policy, spec kept raw for the rules to interpret."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    specs: tuple[Mapping[str, object], ...]
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """A resource that could not be read, so a finding can say which and why."""
+
+    resource: str
+    kind: ProblemKind
+    message: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The cluster as the rules see it."""
+
+    source: str = ""
+    cilium_configs: tuple[CiliumConfig, ...] = ()
+    cilium_namespace: str | None = None
+    """Namespace of the `cilium-config` in use (chosen by discovery or override)."""
+    cilium_agents: tuple[DaemonSetInfo, ...] = ()
+    cilium_pods: tuple[PodInfo, ...] = ()
+    node_configs: tuple[NodeConfig, ...] = ()
+    canonical_k8s: bool = False
+    istio_root_namespace: str | None = None
+    istio_root_namespace_source: str = ""
+    """`option`, `relation`, `discovered` or empty when nothing was found."""
+    ztunnels: tuple[DaemonSetInfo, ...] = ()
+    istio_cni: tuple[DaemonSetInfo, ...] = ()
+    peer_authentications: tuple[PeerAuthentication, ...] = ()
+    namespaces: tuple[NamespaceInfo, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    problems: tuple[ReadProblem, ...] = ()
+
+    @property
+    def cilium_config(self) -> CiliumConfig | None:
+        """The `cilium-config` in use, if any."""
+        for config in self.cilium_configs:
+            if config.namespace == self.cilium_namespace:
+                return config
+        return None
