@@ -43,7 +43,9 @@ def configmap(
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": meta(name, namespace, labels=labels, annotations=annotations, managedFields=managed or None),
+        "metadata": meta(
+            name, namespace, labels=labels, annotations=annotations, managedFields=managed or None
+        ),
         "data": data,
     }
 
@@ -55,7 +57,10 @@ def daemonset(
     image: str,
     host_paths: dict[str, str] | None = None,
 ) -> Obj:
-    volumes = [{"name": k, "hostPath": {"path": v, "type": "DirectoryOrCreate"}} for k, v in (host_paths or {}).items()]
+    volumes = [
+        {"name": k, "hostPath": {"path": v, "type": "DirectoryOrCreate"}}
+        for k, v in (host_paths or {}).items()
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -101,9 +106,7 @@ def ztunnel(namespace: str = ISTIO_NS) -> Obj:
     return daemonset("ztunnel", namespace, {"app": "ztunnel"}, "docker.io/istio/ztunnel:1.26.1")
 
 
-def istio_cni(
-    namespace: str = ISTIO_NS, conf: str = "/etc/cni/net.d", bin_dir: str = "/opt/cni/bin"
-) -> Obj:
+def istio_cni(namespace: str = ISTIO_NS, conf: str = "/etc/cni/net.d", bin_dir: str = "/opt/cni/bin") -> Obj:
     return daemonset(
         "istio-cni-node",
         namespace,
@@ -147,15 +150,30 @@ def peer_auth(
 
 
 def network_policy(namespace: str, name: str, spec: Obj) -> Obj:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(name, namespace), "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(name, namespace),
+        "spec": spec,
+    }
 
 
 def cnp(namespace: str, name: str, spec: Obj) -> Obj:
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": meta(name, namespace), "spec": spec}
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": meta(name, namespace),
+        "spec": spec,
+    }
 
 
 def ccnp(name: str, spec: Obj) -> Obj:
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": meta(name), "spec": spec}
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumClusterwideNetworkPolicy",
+        "metadata": meta(name),
+        "spec": spec,
+    }
 
 
 def node_config(name: str, defaults: dict[str, str], namespace: str = CILIUM_NS, version: str = "v2") -> Obj:

@@ -26,13 +26,17 @@ from tests.clusters import (
     without,
 )
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, INF = Severity.ERROR, Severity.WARNING, Severity.INFO
 OK, BAD, UNKNOWN = Verdict.COMPATIBLE, Verdict.INCOMPATIBLE, Verdict.UNKNOWN
 
 DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress"]}
 PROBE_ALLOW = ccnp(
     "allow-ambient-hostprobes",
-    {"endpointSelector": {}, "ingress": [{"fromCIDR": ["169.254.7.127/32"]}], "enableDefaultDeny": {"ingress": False}},
+    {
+        "endpointSelector": {},
+        "ingress": [{"fromCIDR": ["169.254.7.127/32"]}],
+        "enableDefaultDeny": {"ingress": False},
+    },
 )
 
 
@@ -44,7 +48,11 @@ def app_ports(*ports: int, end: int | None = None) -> Obj:
     entries: list[Obj] = [{"port": p, "protocol": "TCP"} for p in ports]
     if end is not None:
         entries[-1]["endPort"] = end
-    return {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"], "ingress": [{"ports": entries}]}
+    return {
+        "podSelector": {"matchLabels": {"app": "x"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"ports": entries}],
+    }
 
 
 CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
@@ -74,13 +82,13 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
     (
         "socket LB off: hostns-only irrelevant",
         healthy(kube_proxy_replacement="false", bpf_lb_sock="false", bpf_lb_sock_hostns_only=None),
-        [("CIC001", I)],
+        [("CIC001", INF)],
         OK,
     ),
     (
         "all socket LB keys absent: agent defaults are off",
         healthy(kube_proxy_replacement=None, bpf_lb_sock=None, bpf_lb_sock_hostns_only=None),
-        [("CIC001", I)],
+        [("CIC001", INF)],
         OK,
     ),
     (
@@ -152,13 +160,19 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
     ),
     (
         "workload PERMISSIVE under namespace STRICT",
-        [*healthy(bpf_lb_sock_hostns_only=None), peer_auth("bookinfo", "legacy", "PERMISSIVE", {"app": "old"})],
+        [
+            *healthy(bpf_lb_sock_hostns_only=None),
+            peer_auth("bookinfo", "legacy", "PERMISSIVE", {"app": "old"}),
+        ],
         [("CIC001", E), ("CIC002", E)],
         BAD,
     ),
     (
         "workload port-level PERMISSIVE",
-        [*healthy(bpf_lb_sock_hostns_only=None), peer_auth("bookinfo", "p", "STRICT", {"app": "x"}, {"8080": "PERMISSIVE"})],
+        [
+            *healthy(bpf_lb_sock_hostns_only=None),
+            peer_auth("bookinfo", "p", "STRICT", {"app": "x"}, {"8080": "PERMISSIVE"}),
+        ],
         [("CIC001", E), ("CIC002", E)],
         BAD,
     ),
@@ -192,7 +206,10 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         "istio-cni on MicroK8s paths (istio-k8s platform=microk8s)",
         [
             *without(healthy(), "DaemonSet", "istio-cni-node"),
-            istio_cni(conf="/var/snap/microk8s/current/args/cni-network", bin_dir="/var/snap/microk8s/current/opt/cni/bin"),
+            istio_cni(
+                conf="/var/snap/microk8s/current/args/cni-network",
+                bin_dir="/var/snap/microk8s/current/opt/cni/bin",
+            ),
         ],
         [("CIC004", E)],
         BAD,
@@ -214,13 +231,22 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         [("CIC005", W)],
         OK,
     ),
-    ("default-deny with the probe allowance", [*healthy(), network_policy("bookinfo", "deny", DENY_ALL), PROBE_ALLOW], [], OK),
+    (
+        "default-deny with the probe allowance",
+        [*healthy(), network_policy("bookinfo", "deny", DENY_ALL), PROBE_ALLOW],
+        [],
+        OK,
+    ),
     (
         "allowance through a wider fromCIDRSet",
         [
             *healthy(),
             network_policy("bookinfo", "deny", DENY_ALL),
-            cnp("bookinfo", "probes", {"endpointSelector": {}, "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16"}]}]}),
+            cnp(
+                "bookinfo",
+                "probes",
+                {"endpointSelector": {}, "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16"}]}]},
+            ),
         ],
         [],
         OK,
@@ -232,7 +258,10 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
             network_policy("bookinfo", "deny", DENY_ALL),
             ccnp(
                 "probes",
-                {"endpointSelector": {}, "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16", "except": ["169.254.7.0/24"]}]}]},
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16", "except": ["169.254.7.0/24"]}]}],
+                },
             ),
         ],
         [("CIC005", W)],
@@ -248,13 +277,26 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         [("CIC005", W)],
         OK,
     ),
-    ("default-deny outside ambient is not our business", [*healthy(), network_policy("default", "deny", DENY_ALL)], [], OK),
-    ("egress-only policy does not isolate ingress", [*healthy(), network_policy("bookinfo", "e", {"podSelector": {}, "policyTypes": ["Egress"]})], [], OK),
+    (
+        "default-deny outside ambient is not our business",
+        [*healthy(), network_policy("default", "deny", DENY_ALL)],
+        [],
+        OK,
+    ),
+    (
+        "egress-only policy does not isolate ingress",
+        [*healthy(), network_policy("bookinfo", "e", {"podSelector": {}, "policyTypes": ["Egress"]})],
+        [],
+        OK,
+    ),
     ("enable-policy always", healthy(enable_policy="always"), [("CIC005", W)], OK),
     ("enable-policy always with allowance", [*healthy(enable_policy="always"), PROBE_ALLOW], [], OK),
     (
         "Cilium policy with ingress rules isolates",
-        [*healthy(), cnp("bookinfo", "from-gw", {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]})],
+        [
+            *healthy(),
+            cnp("bookinfo", "from-gw", {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]}),
+        ],
         [("CIC005", W)],
         OK,
     ),
@@ -262,7 +304,15 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         "Cilium policy with enableDefaultDeny.ingress false does not isolate",
         [
             *healthy(),
-            cnp("bookinfo", "soft", {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}], "enableDefaultDeny": {"ingress": False}}),
+            cnp(
+                "bookinfo",
+                "soft",
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromEndpoints": [{}]}],
+                    "enableDefaultDeny": {"ingress": False},
+                },
+            ),
         ],
         [],
         OK,
@@ -275,7 +325,12 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
             cnp(
                 "bookinfo",
                 "l7",
-                {"endpointSelector": {}, "egress": [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}]},
+                {
+                    "endpointSelector": {},
+                    "egress": [
+                        {"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{"method": "GET"}]}}]}
+                    ],
+                },
             ),
         ],
         [("CIC006", E)],
@@ -283,7 +338,14 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
     ),
     (
         "L7 rule in a non-ambient namespace",
-        [*healthy(), cnp("default", "l7", {"endpointSelector": {}, "egress": [{"toPorts": [{"rules": {"http": [{}]}}]}]})],
+        [
+            *healthy(),
+            cnp(
+                "default",
+                "l7",
+                {"endpointSelector": {}, "egress": [{"toPorts": [{"rules": {"http": [{}]}}]}]},
+            ),
+        ],
         [],
         OK,
     ),
@@ -304,30 +366,42 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
     ),
     (
         "clusterwide L7 rule without namespace scope",
-        [*healthy(), ccnp("l7", {"endpointSelector": {}, "egress": [{"toPorts": [{"rules": {"kafka": [{}]}}]}]})],
+        [
+            *healthy(),
+            ccnp("l7", {"endpointSelector": {}, "egress": [{"toPorts": [{"rules": {"kafka": [{}]}}]}]}),
+        ],
         [("CIC006", E)],
         BAD,
     ),
     ("no cilium-config", without(healthy(), "ConfigMap"), [("CIC007", W)], UNKNOWN),
-    ("no ztunnel: pre-flight", without(healthy(), "DaemonSet", "ztunnel"), [("CIC008", I)], OK),
+    ("no ztunnel: pre-flight", without(healthy(), "DaemonSet", "ztunnel"), [("CIC008", INF)], OK),
     (
         "no ztunnel: ambient-only checks skipped",
-        without(healthy(enable_bpf_masquerade="true", enable_host_legacy_routing="false", enable_ztunnel="true"), "DaemonSet", "ztunnel"),
-        [("CIC008", I)],
+        without(
+            healthy(enable_bpf_masquerade="true", enable_host_legacy_routing="false", enable_ztunnel="true"),
+            "DaemonSet",
+            "ztunnel",
+        ),
+        [("CIC008", INF)],
         OK,
     ),
     (
         "config changed after agents started",
         [
             *without(healthy(), "ConfigMap"),
-            configmap(dict(healthy()[0]["data"]), written={"bpf-lb-sock-hostns-only": "2026-01-03T00:00:00Z"}),
+            configmap(
+                dict(healthy()[0]["data"]), written={"bpf-lb-sock-hostns-only": "2026-01-03T00:00:00Z"}
+            ),
         ],
         [("CIC009", W)],
         OK,
     ),
     (
         "config changed before agents started",
-        [*without(healthy(), "ConfigMap"), configmap(dict(healthy()[0]["data"]), written={"bpf-lb-sock-hostns-only": T0})],
+        [
+            *without(healthy(), "ConfigMap"),
+            configmap(dict(healthy()[0]["data"]), written={"bpf-lb-sock-hostns-only": T0}),
+        ],
         [],
         OK,
     ),
@@ -341,22 +415,48 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         BAD,
     ),
     ("Cilium ztunnel beside Istio's", healthy(enable_ztunnel="true"), [("CIC012", W)], OK),
-    ("app ports only, no HBONE", [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080))], [("CIC013", W)], OK),
-    ("app ports with HBONE", [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080, 15008))], [], OK),
-    ("port range covering HBONE", [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(15000, end=15010))], [], OK),
+    (
+        "app ports only, no HBONE",
+        [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080))],
+        [("CIC013", W)],
+        OK,
+    ),
+    (
+        "app ports with HBONE",
+        [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080, 15008))],
+        [],
+        OK,
+    ),
+    (
+        "port range covering HBONE",
+        [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(15000, end=15010))],
+        [],
+        OK,
+    ),
     (
         "Cilium toPorts without HBONE",
         [
             *healthy(),
             PROBE_ALLOW,
-            cnp("bookinfo", "app", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}]}),
+            cnp(
+                "bookinfo",
+                "app",
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}],
+                },
+            ),
         ],
         [("CIC013", W)],
         OK,
     ),
     (
         "named port cannot be resolved: not flagged",
-        [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080) | {"ingress": [{"ports": [{"port": "http"}]}]})],
+        [
+            *healthy(),
+            PROBE_ALLOW,
+            network_policy("bookinfo", "app", app_ports(8080) | {"ingress": [{"ports": [{"port": "http"}]}]}),
+        ],
         [],
         OK,
     ),
@@ -371,7 +471,9 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
 ]
 
 
-@pytest.mark.parametrize(("objects", "expected", "verdict"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("objects", "expected", "verdict"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_rule_table(objects: list[Obj], expected: list[tuple[str, Severity]], verdict: Verdict) -> None:
     report = evaluate(build_snapshot(objects))
     assert [(f.id, f.severity) for f in report.ordered] == expected
@@ -406,7 +508,9 @@ def test_istio_namespace_override_and_discovery() -> None:
     discovered = evaluate(build_snapshot(healthy()))
     assert discovered.istio["root_namespace"] == ISTIO_NS
     assert discovered.istio["root_namespace_source"] == "discovered"
-    other = evaluate(build_snapshot(healthy(), istio_namespace="elsewhere", istio_namespace_source="relation"))
+    other = evaluate(
+        build_snapshot(healthy(), istio_namespace="elsewhere", istio_namespace_source="relation")
+    )
     assert other.ids == ["CIC008"]
     assert other.istio["root_namespace_source"] == "relation"
 
@@ -426,7 +530,9 @@ def test_unparsable_value_is_quoted_in_evidence() -> None:
 
 
 def test_node_override_named_in_summary_and_fix() -> None:
-    report = evaluate(build_snapshot([*healthy(), node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"})]))
+    report = evaluate(
+        build_snapshot([*healthy(), node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"})])
+    )
     finding = report.findings[0]
     assert "CiliumNodeConfig kube-system/pool-a" in finding.summary
     assert "patch ciliumnodeconfig pool-a" in finding.fix
@@ -443,9 +549,11 @@ def test_old_cilium_strict_and_host_reachable_services() -> None:
         ({"kube-proxy-replacement": "partial", "enable-host-reachable-services": "true"}, "CIC001"),
     ]:
         report = evaluate(build_snapshot([*without(objects, "ConfigMap"), configmap(data)]))
-        assert [(f.id, f.severity) for f in report.ordered][0] == (expected, E)
-    partial = evaluate(build_snapshot([*without(objects, "ConfigMap"), configmap({"kube-proxy-replacement": "partial"})]))
-    assert [(f.id, f.severity) for f in partial.ordered] == [("CIC001", I)]
+        assert report.ordered[0].id == expected and report.ordered[0].severity is E
+    partial = evaluate(
+        build_snapshot([*without(objects, "ConfigMap"), configmap({"kube-proxy-replacement": "partial"})])
+    )
+    assert [(f.id, f.severity) for f in partial.ordered] == [("CIC001", INF)]
 
 
 def test_catalogue_ids_are_unique_and_cover_findings() -> None:

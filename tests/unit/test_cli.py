@@ -1,0 +1,138 @@
+"""The `istio-cilium-compat` command: output formats, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from istio_cilium_compat.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = ROOT / "examples" / "canonical-k8s-charmed-istio"
+FIXED = ROOT / "examples" / "canonical-k8s-recommended"
+WARN = ROOT / "examples" / "default-deny-without-probe-allowance"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("folder", "code"), [(BROKEN, 1), (FIXED, 0), (WARN, 0)])
+def test_exit_code_is_the_verdict(capsys: pytest.CaptureFixture[str], folder: Path, code: int) -> None:
+    assert run(capsys, "check", "--manifests", str(folder))[0] == code
+
+
+def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--manifests", str(BROKEN), "-o", "json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["verdict"] == "incompatible"
+    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004"]
+    for finding in data["findings"]:
+        assert set(finding) == {"id", "severity", "summary", "detail", "evidence", "fix"}
+        assert all(set(e) == {"object", "key", "value", "note"} for e in finding["evidence"])
+    assert data["checks"][:3] == ["CIC001", "CIC002", "CIC003"]
+    assert data["cilium"]["namespace"] == "kube-system"
+    assert data["cilium"]["managed_by"] == "canonical-k8s"
+    assert data["istio"]["root_namespace"] == "istio-system"
+
+
+def test_yaml_equals_json(capsys: pytest.CaptureFixture[str]) -> None:
+    _, as_json, _ = run(capsys, "check", "--manifests", str(WARN), "-o", "json")
+    _, as_yaml, _ = run(capsys, "check", "--manifests", str(WARN), "-o", "yaml")
+    assert yaml.safe_load(as_yaml) == json.loads(as_json)
+
+
+def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "check", "--manifests", str(BROKEN))
+    assert "ERROR   CIC001  Cilium socket LB bypasses ztunnel" in out
+    assert "evidence: bpf-lb-sock-hostns-only = (absent) in ConfigMap kube-system/cilium-config" in out
+    assert "fix:" in out
+    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 0 warnings, 0 info; 17 checks)")
+
+
+def test_text_output_neutralises_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.clusters import healthy
+
+    objects = healthy(bpf_lb_sock_hostns_only="\x1b[2J\nfake: line")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump_all(objects))
+    _, out, _ = run(capsys, "check", "--manifests", str(tmp_path))
+    assert "\x1b" not in out
+    assert "\nfake: line" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--manifests", "/nonexistent/dir"], "/nonexistent/dir: no such file or directory"),
+        (
+            ["check", "--kubeconfig", "/nonexistent/kubeconfig"],
+            "cannot load kubeconfig /nonexistent/kubeconfig",
+        ),
+    ],
+)
+def test_input_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_malformed_file_exits_2_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: [\n")
+    code, _, err = run(capsys, "check", "--manifests", str(bad))
+    assert code == 2
+    assert err.startswith(f"error: {bad}:")
+    assert err.count("\n") == 1
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "-o", "xml"])
+    assert exc.value.code == 2
+
+
+def test_checks_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "checks")
+    assert code == 0
+    assert out.splitlines()[0].startswith("CIC001  error")
+    assert len(out.splitlines()) == 17
+
+
+def test_console_script_in_a_fresh_process() -> None:
+    """The way users call it: no traceback, exit code from the verdict."""
+    result = subprocess.run(
+        [sys.executable, "-m", "istio_cilium_compat.cli", "check", "--manifests", str(BROKEN), "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert {f["id"] for f in json.loads(result.stdout)["findings"]} >= {"CIC001", "CIC002", "CIC004"}
+
+
+def test_cli_does_not_import_ops() -> None:
+    code = "import sys, istio_cilium_compat.cli as c; c.main(['checks']); print('ops' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src")},
+    )
+    assert result.stdout.strip().endswith("False")
