@@ -183,11 +183,15 @@ def to_text(report: Report) -> str:
         lines.append("")
     counts = {s: len(report.of(s)) for s in Severity}
     lines.append(
-        f"Verdict: {report.verdict.value} ({counts[Severity.ERROR]} errors, "
-        f"{counts[Severity.WARNING]} warnings, {counts[Severity.INFO]} info; "
+        f"Verdict: {report.verdict.value} ({_count(counts[Severity.ERROR], 'error')}, "
+        f"{_count(counts[Severity.WARNING], 'warning')}, {counts[Severity.INFO]} info; "
         f"{len(report.checks)} checks)"
     )
     return "\n".join(lines) + "\n"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _fit(text: str, limit: int = STATUS_MAX) -> str:
