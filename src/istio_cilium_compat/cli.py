@@ -33,11 +33,17 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="YAML/JSON file or directory saved with `kubectl get -o yaml`; repeatable",
     )
-    group.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config)")
+    group.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
+    )
     group.add_argument("--context", metavar="NAME", help="kubeconfig context")
     group.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per API request")
-    group.add_argument("--istio-namespace", metavar="NS", help="Istio root namespace (default: where ztunnel runs)")
-    group.add_argument("--cilium-namespace", metavar="NS", help="namespace of cilium-config (default: discover)")
+    group.add_argument(
+        "--istio-namespace", metavar="NS", help="Istio root namespace (default: where ztunnel runs)"
+    )
+    group.add_argument(
+        "--cilium-namespace", metavar="NS", help="namespace of cilium-config (default: discover)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
