@@ -11,7 +11,6 @@ or timeout the remaining reads are skipped instead of each waiting the timeout.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +89,20 @@ class Collector:
     client: Client
     problems: list[ReadProblem] = field(default_factory=list)
     requests: int = 0
+    """HTTP requests sent, pages included (counted by an httpx request hook)."""
     unreachable: bool = False
+
+    def __post_init__(self) -> None:
+        try:  # lightkube exposes no hook of its own; its httpx client does
+            http = self.client._client._client  # type: ignore[attr-defined]
+            hooks = http.event_hooks
+            hooks.setdefault("request", []).append(self._count)
+            http.event_hooks = hooks
+        except Exception:  # pragma: no cover - lightkube internals changed: count stays 0
+            pass
+
+    def _count(self, _request: object) -> None:
+        self.requests += 1
 
     def _record(self, resource: str, kind: ProblemKind, message: str, namespace: str | None = None) -> None:
         self.problems.append(
@@ -105,9 +117,9 @@ class Collector:
             return []
         try:
             return read()
-        except ApiError as exc:
-            code = exc.response.status_code if exc.response is not None else 0
-            message = str(exc) or f"HTTP {code}"
+        except httpx2.HTTPStatusError as exc:  # ApiError, or a plain-text error body
+            code = exc.response.status_code
+            message = _message(exc) or f"HTTP {code}"
             if code == 404:
                 return None
             if code in (401, 403):
@@ -129,7 +141,7 @@ class Collector:
         resource: str,
         kind: str,
         *,
-        namespace: str = ALL,
+        namespace: str | None = ALL,
         labels: dict[str, Any] | None = None,
         fields: dict[str, Any] | None = None,
         chunk_size: int | None = None,
@@ -138,19 +150,14 @@ class Collector:
 
         def read() -> list[dict[str, Any]]:
             items = []
-            for obj in self.client.list(
-                res, namespace=namespace, labels=labels, fields=fields, chunk_size=chunk_size
-            ):
+            scope = {} if namespace is None else {"namespace": namespace}
+            for obj in self.client.list(res, labels=labels, fields=fields, chunk_size=chunk_size, **scope):
                 item = obj.to_dict()
                 item["kind"] = kind
                 items.append(item)
             return items
 
-        self.requests += 1
-        found = self._guard(resource, None if namespace == ALL else namespace, read)
-        if found and chunk_size:
-            self.requests += max(0, math.ceil(len(found) / chunk_size) - 1)
-        return found
+        return self._guard(resource, None if namespace in (ALL, None) else namespace, read)
 
     def get(self, res: Any, resource: str, kind: str, name: str, namespace: str) -> list[dict[str, Any]]:
         """Get one object; absent is an empty list."""
@@ -160,11 +167,10 @@ class Collector:
             item["kind"] = kind
             return [item]
 
-        self.requests += 1
         return self._guard(resource, namespace, read) or []
 
     def list_versions(
-        self, versions: Iterable[Any], resource: str, kind: str, *, namespace: str = ALL
+        self, versions: Iterable[Any], resource: str, kind: str, *, namespace: str | None = ALL
     ) -> list[dict[str, Any]]:
         """The first served version of a CRD; 404 for all means not installed."""
         for res in versions:
@@ -225,7 +231,14 @@ def collect(
         namespace=cilium_ns or ALL,
     )
     objects += (
-        c.list(Namespace, "namespaces", "Namespace", labels={DATAPLANE_MODE_LABEL: None}, chunk_size=CHUNK)
+        c.list(
+            Namespace,
+            "namespaces",
+            "Namespace",
+            namespace=None,
+            labels={DATAPLANE_MODE_LABEL: None},
+            chunk_size=CHUNK,
+        )
         or []
     )
     objects += c.list_versions(
@@ -243,6 +256,7 @@ def collect(
         (CiliumClusterwideNetworkPolicy,),
         "ciliumclusterwidenetworkpolicies.cilium.io",
         "CiliumClusterwideNetworkPolicy",
+        namespace=None,
     )
     return build_snapshot(
         objects,
@@ -252,6 +266,16 @@ def collect(
         cilium_namespace=cilium_namespace,
         problems=c.problems,
     )
+
+
+def _message(exc: httpx2.HTTPStatusError) -> str:
+    """The API's Status message, or the start of a non-JSON body."""
+    if isinstance(exc, ApiError) and exc.status is not None and exc.status.message:
+        return exc.status.message
+    try:
+        return exc.response.text.strip()[:200]
+    except Exception:
+        return ""
 
 
 def _agent_namespace(objects: list[dict[str, Any]]) -> str | None:

@@ -1,0 +1,182 @@
+"""The live collector: lightkube over real HTTP against the fake API server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from istio_cilium_compat.cli import main
+from istio_cilium_compat.collect import CHUNK, Collector, client_from_kubeconfig, collect
+from istio_cilium_compat.manifests import load_snapshot
+from istio_cilium_compat.rules import evaluate
+from tests.bigcluster import big_cluster
+from tests.clusters import healthy, node_config, peer_auth
+from tests.fakekube import FakeKube
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
+
+
+def client(fake: FakeKube, tmp_path: Path, timeout: float = 5.0):
+    return client_from_kubeconfig(str(fake.write_kubeconfig(tmp_path / "kubeconfig")), None, timeout=timeout)
+
+
+def comparable(report) -> dict:
+    data = report.to_dict()
+    data.pop("source")
+    return data
+
+
+@pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=[p.name for p in EXAMPLE_DIRS])
+def test_collector_matches_manifests(folder: Path, tmp_path: Path) -> None:
+    with FakeKube.from_paths(folder) as fake:
+        live = evaluate(collect(client(fake, tmp_path)))
+        assert {r.method for r in fake.requests} == {"GET"}
+    offline = evaluate(load_snapshot([folder]))
+    assert comparable(live) == comparable(offline)
+    assert live.source.startswith("cluster: http://127.0.0.1:")
+
+
+def run_collect(objects: list, tmp_path: Path) -> tuple[Collector, list]:
+    with FakeKube(objects) as fake:
+        collector = Collector(client(fake, tmp_path))
+        collect(collector.client, collector=collector)
+        return collector, list(fake.requests)
+
+
+def test_request_count_is_constant(tmp_path: Path) -> None:
+    small, small_requests = run_collect(big_cluster(10, cilium_policies=20), tmp_path)
+    large, large_requests = run_collect(
+        big_cluster(5000, pods_per_namespace=1, cilium_policies=200), tmp_path
+    )
+    assert small.requests == len(small_requests)
+    assert large.requests == len(large_requests)
+    first_pages = [(r.path, sorted(r.query.items())) for r in small_requests]
+    assert [
+        (r.path, sorted(r.query.items())) for r in large_requests if "continue" not in r.query
+    ] == first_pages
+    # Only the lists that grow with the cluster are paged, in pages of CHUNK.
+    continued = [r for r in large_requests if "continue" in r.query]
+    assert {r.path for r in continued} == {"/api/v1/namespaces", "/apis/networking.k8s.io/v1/networkpolicies"}
+    assert all(r.query["limit"] == [str(CHUNK)] for r in continued)
+    assert len([r for r in continued if "networkpolicies" in r.path]) == 5000 // CHUNK - 1
+    assert not any("/pods" in r.path and "cilium" not in str(r.query) for r in large_requests)
+
+
+def test_only_get_and_no_secrets(tmp_path: Path) -> None:
+    _, requests = run_collect(healthy(), tmp_path)
+    assert {r.method for r in requests} == {"GET"}
+    assert not [r for r in requests if "secret" in r.path]
+
+
+def test_forbidden_resource_gives_finding_and_rest_of_report(tmp_path: Path) -> None:
+    with FakeKube(healthy(bpf_lb_sock_hostns_only=None, cni_exclusive="true")) as fake:
+        fake.forbid("ciliumnetworkpolicies", group="cilium.io")
+        report = evaluate(collect(client(fake, tmp_path)))
+    assert report.ids == ["CIC001", "CIC003", "CIC014"]
+    assert "ciliumnetworkpolicies.cilium.io" in report.ordered[2].summary
+    assert "juju trust istio-cilium-compat-k8s --scope=cluster" in report.ordered[2].fix
+    assert report.verdict.value == "incompatible"
+
+
+def test_forbidden_configmaps_gives_unknown(tmp_path: Path) -> None:
+    with FakeKube(healthy()) as fake:
+        fake.forbid("configmaps")
+        report = evaluate(collect(client(fake, tmp_path)))
+    assert report.ids == ["CIC007", "CIC014"]
+    assert report.verdict.value == "unknown"
+
+
+@pytest.mark.parametrize("body", ["text", "status"])
+def test_missing_crds_mean_not_installed(tmp_path: Path, body: str) -> None:
+    objects = [o for o in healthy() if o["kind"] != "PeerAuthentication"]
+    with FakeKube(objects, not_found_body=body) as fake:  # type: ignore[arg-type]
+        for version, plural in [
+            ("v2", "ciliumnodeconfigs"),
+            ("v2alpha1", "ciliumnodeconfigs"),
+            ("v2", "ciliumnetworkpolicies"),
+            ("v2", "ciliumclusterwidenetworkpolicies"),
+        ]:
+            fake.uninstall("cilium.io", version, plural)
+        fake.uninstall("security.istio.io", "v1", "peerauthentications")
+        fake.uninstall("security.istio.io", "v1beta1", "peerauthentications")
+        snapshot = collect(client(fake, tmp_path))
+    assert snapshot.problems == ()
+    assert evaluate(snapshot).ids == []
+
+
+def test_older_crd_versions_are_read(tmp_path: Path) -> None:
+    objects = [
+        *[o for o in healthy() if o["kind"] != "PeerAuthentication"],
+        peer_auth("istio-system", mode="PERMISSIVE", version="v1beta1"),
+        node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"}, version="v2alpha1"),
+    ]
+    with FakeKube(objects) as fake:
+        fake.uninstall("cilium.io", "v2", "ciliumnodeconfigs")
+        fake.uninstall("security.istio.io", "v1", "peerauthentications")
+        report = evaluate(collect(client(fake, tmp_path)))
+        paths = [r.path for r in fake.requests]
+    assert report.ids == ["CIC001", "CIC002"]
+    assert any("/v2alpha1/" in p for p in paths) and any("/v1beta1/" in p for p in paths)
+
+
+def test_slow_server_gives_unknown_within_the_timeout(tmp_path: Path) -> None:
+    with FakeKube(healthy()) as fake:
+        fake.fault("/", delay=5)
+        start = time.monotonic()
+        snapshot = collect(client(fake, tmp_path, timeout=0.5))
+        elapsed = time.monotonic() - start
+        requests = len(fake.requests)
+    report = evaluate(snapshot)
+    assert elapsed < 2
+    assert requests == 1  # stops after the first timeout instead of waiting once per resource
+    assert report.verdict.value == "unknown"
+    assert "CIC015" in report.ids
+
+
+def test_closed_port_is_unreachable(tmp_path: Path) -> None:
+    fake = FakeKube(healthy())
+    fake.start()
+    path = fake.write_kubeconfig(tmp_path / "kubeconfig")
+    fake.stop()
+    snapshot = collect(client_from_kubeconfig(str(path), None, timeout=1))
+    assert [p.kind for p in snapshot.problems] == ["unreachable"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [({"status": 500}, "error"), ({"reset": True}, "error"), ({"truncate": True}, "error")],
+)
+def test_one_broken_resource(tmp_path: Path, fault: dict, kind: str) -> None:
+    with FakeKube(healthy(bpf_lb_sock_hostns_only=None)) as fake:
+        fake.fault("/networkpolicies", **fault)
+        snapshot = collect(client(fake, tmp_path))
+    assert [(p.resource, p.kind) for p in snapshot.problems] == [("networkpolicies.networking.k8s.io", kind)]
+    assert evaluate(snapshot).ids == ["CIC001", "CIC015"]
+
+
+def test_cli_against_a_live_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-charmed-istio") as fake:
+        kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        assert main(["check", "--kubeconfig", kubeconfig, "-o", "json"]) == 1
+        data = json.loads(capsys.readouterr().out)
+        assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004"]
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-recommended") as fake:
+        kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig2"))
+        assert main(["check", "--kubeconfig", kubeconfig]) == 0
+        assert "Verdict: compatible" in capsys.readouterr().out
+    assert main(["check", "--kubeconfig", kubeconfig, "--timeout", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Kubernetes API") and err.count("\n") == 1
+
+
+def test_cli_uses_kubeconfig_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeKube(healthy()) as fake:
+        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kc")))
+        assert main(["check", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "compatible"
