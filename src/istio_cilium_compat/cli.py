@@ -115,7 +115,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     reason = _unreachable(snapshot)
     if reason:
         raise InputError(reason)
-    rendered = render(snapshot, evaluate(snapshot), target=args.target, scope=args.scope)
+    report = evaluate(snapshot)
+    if snapshot.cilium_config is None:
+        # Every setting is unknown: "nothing to change" would be a lie.
+        raise InputError(f"no cilium-config was read, nothing to render ({', '.join(report.ids)})")
+    rendered = render(snapshot, report, target=args.target, scope=args.scope)
     sys.stdout.write(rendered.text())
     return EXIT_OK
 

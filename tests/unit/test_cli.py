@@ -136,3 +136,20 @@ def test_cli_does_not_import_ops() -> None:
         env={"PYTHONPATH": str(ROOT / "src")},
     )
     assert result.stdout.strip().endswith("False")
+
+
+def test_render_prints_the_change(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "render", "--manifests", str(BROKEN))
+    assert code == 0
+    assert "socketLB.hostNamespaceOnly=true" in out
+    code, out, _ = run(capsys, "render", "--manifests", str(FIXED))
+    assert code == 0
+    assert "# Nothing to change" in out
+
+
+def test_render_refuses_without_cilium_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.yaml").write_text("---\n")
+    code, out, err = run(capsys, "render", "--manifests", str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert err == "error: no cilium-config was read, nothing to render (CIC007, CIC008)\n"

@@ -11,6 +11,8 @@ import shlex
 
 from .facts import Facts
 
+CANONICAL_CHART = "/snap/k8s/current/k8s/manifests/charts/cilium-*.tgz"
+"""The chart k8sd installs ck-network from (one per k8s snap revision)."""
 RENDER_HINT = (
     "Full change for your setup: `juju run istio-cilium-compat-k8s/0 render-cilium-config` "
     "or `istio-cilium-compat render`."
@@ -27,17 +29,17 @@ def restart_agents(facts: Facts) -> str:
 def cilium_setting(facts: Facts, helm_path: str, key: str, value: str) -> str:
     """Change one Cilium setting the way this cluster is managed, then restart the agents."""
     release, release_ns = facts.helm_release
-    helm = (
-        f"helm upgrade {shlex.quote(release)} <cilium chart, same version> -n {shlex.quote(release_ns)} "
-        f"--reuse-values --set {helm_path}={value}"
-    )
     if facts.managed_by == "canonical-k8s":
         lines = [
-            f"Canonical Kubernetes (Helm release {release}): {helm}",
-            "(k8sd keeps values it does not own across upgrades)",
+            "Canonical Kubernetes, on a control-plane node (k8sd keeps Helm values it does not own): "
+            f"sudo k8s helm upgrade {shlex.quote(release)} {CANONICAL_CHART} -n {shlex.quote(release_ns)} "
+            f"--reuse-values --set {helm_path}={value}",
         ]
     elif facts.managed_by == "helm":
-        lines = [f"Helm: {helm}"]
+        lines = [
+            f"Helm: helm upgrade {shlex.quote(release)} cilium/cilium -n {shlex.quote(release_ns)} "
+            f"--reuse-values --set {helm_path}={value}"
+        ]
     else:
         lines = [
             f"Helm: {helm_path}: {value}",
