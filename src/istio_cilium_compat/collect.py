@@ -91,6 +91,9 @@ class Collector:
     requests: int = 0
     """HTTP requests sent, pages included (counted by an httpx request hook)."""
     unreachable: bool = False
+    answered: int = 0
+    """Reads the API answered (404 included): none at all means it is down, not broken."""
+    transport_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         try:  # lightkube exposes no hook of its own; its httpx client does
@@ -116,8 +119,11 @@ class Collector:
         if self.unreachable:
             return []
         try:
-            return read()
+            found = read()
+            self.answered += 1
+            return found
         except httpx2.HTTPStatusError as exc:  # ApiError, or a plain-text error body
+            self.answered += 1
             code = exc.response.status_code
             message = _message(exc) or f"HTTP {code}"
             if code == 404:
@@ -129,7 +135,8 @@ class Collector:
         except (httpx2.ConnectError, httpx2.TimeoutException) as exc:
             self.unreachable = True
             self._record("Kubernetes API", "unreachable", f"{type(exc).__name__}: {exc}")
-        except httpx2.HTTPError as exc:
+        except httpx2.HTTPError as exc:  # reset, connection dropped mid-list
+            self.transport_errors.append(f"{type(exc).__name__}: {exc}")
             self._record(resource, "error", f"{type(exc).__name__}: {exc}", namespace)
         except Exception as exc:  # undecodable objects, bad JSON: a finding, never a crash
             self._record(resource, "invalid", f"{type(exc).__name__}: {exc}", namespace)
@@ -258,13 +265,17 @@ def collect(
         "CiliumClusterwideNetworkPolicy",
         namespace=None,
     )
+    problems = c.problems
+    if c.answered == 0 and c.transport_errors and not c.unreachable:
+        # Every connection was reset: the API is down, not one resource broken.
+        problems = [ReadProblem("Kubernetes API", "unreachable", c.transport_errors[0][:300])]
     return build_snapshot(
         objects,
         source=f"cluster: {_server(client)}",
         istio_namespace=istio_namespace,
         istio_namespace_source=istio_namespace_source,
         cilium_namespace=cilium_namespace,
-        problems=c.problems,
+        problems=problems,
     )
 
 
