@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+# Copyright 2026 istio-cilium-compat-k8s contributors
+# See LICENSE file for licensing details.
+
+"""Juju glue for the Istio ambient / Cilium compatibility checker.
+
+Every observed event runs one check (collect -> evaluate) and keeps the result on
+the charm instance; the unit status is set from it through ops' collect-status
+mechanism, and the actions report it. The charm never parses Cilium keys: the
+engine in `istio_cilium_compat` decides, the charm only maps its report to a
+status and to action results. Nothing on the check path may raise out of a hook.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ops
+
+from istio_cilium_compat.report import Report, Severity, Verdict, status_line, to_text
+from istio_cilium_compat.rules import evaluate
+
+if TYPE_CHECKING:
+    from istio_cilium_compat.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+# ops forwards every log record to `juju-log`, one subprocess each: the HTTP client's
+# per-request DEBUG/INFO lines (about ten per request) would cost seconds per hook.
+for _name in ("httpx2", "httpcore2", "httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+APP_NAME = "istio-cilium-compat-k8s"
+RELATION = "istio-metadata"
+API_TIMEOUT = 5.0
+"""Seconds per Kubernetes API request; the collector stops at the first unreachable one."""
+STATUS_MAX = 120
+TRUST_HINT = f"run: juju trust {APP_NAME} --scope=cluster"
+RESULT_TEXT_MAX = 60_000
+"""Juju passes action results on a command line (~100 KB in all)."""
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_namespace_name(value: str) -> bool:
+    """A Kubernetes namespace name: a DNS-1123 label (lower case, digits, '-', at most 63)."""
+    return len(value) <= 63 and _DNS1123_LABEL.match(value) is not None
+
+
+def one_line(text: str, limit: int = STATUS_MAX, suffix: str = "") -> str:
+    """`text` on one line, cut with '…' so that `text + suffix` fits in `limit` characters."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    room = max(limit - len(suffix), 1)
+    if len(flat) > room:
+        flat = flat[: room - 1].rstrip() + "…"
+    return flat + suffix
+
+
+def unreachable_message(reason: str) -> str:
+    """The waiting status when the API cannot be reached (or no client could be built)."""
+    return one_line(f"Kubernetes API unreachable: {reason}", suffix="; retrying at next event")
+
+
+def forbidden_message(resources: list[str]) -> str:
+    """The blocked status naming what could not be read, and the `juju trust` remedy."""
+    suffix = f"; {TRUST_HINT}"
+    room = STATUS_MAX - len(suffix) - len("cannot read ")
+    shown: list[str] = []
+    for index, name in enumerate(resources):
+        rest = len(resources) - index - 1
+        more = f" (+{rest} more)" if rest else ""
+        if len(", ".join([*shown, name])) + len(more) > room:
+            break
+        shown.append(name)
+    hidden = len(resources) - len(shown)
+    if not shown:
+        what = f"{len(resources)} resource types"
+    else:
+        what = ", ".join(shown) + (f" (+{hidden} more)" if hidden else "")
+    return one_line(f"cannot read {what}", suffix=suffix)
+
+
+class ConfigProblem(Exception):
+    """An option has a value the charm cannot use; the message is the status."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The charm options, validated."""
+
+    cilium_namespace: str
+    istio_root_namespace: str
+    warnings_block: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One check: the unit status, what was read, and why an action must fail (if it must)."""
+
+    status: ops.StatusBase
+    snapshot: Snapshot | None = None
+    report: Report | None = None
+    failure: str | None = None
+    """Set when the cluster could not be read (or the check could not run): actions fail with it."""
+
+
+class IstioCiliumCompatCharm(ops.CharmBase):
+    """Checks that Cilium lets Istio ambient encrypt and authorize traffic."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._outcome: Outcome | None = None
+        self._client: Any = None
+        for event in (
+            self.on.install,
+            self.on.start,
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.update_status,
+            self.on.leader_elected,
+            self.on[RELATION].relation_joined,
+            self.on[RELATION].relation_changed,
+            self.on[RELATION].relation_departed,
+            self.on[RELATION].relation_broken,
+        ):
+            framework.observe(event, self._on_check_event)
+        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(self.on.check_compatibility_action, self._on_check_compatibility_action)
+        framework.observe(self.on.render_cilium_config_action, self._on_render_cilium_config_action)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_check_event(self, _: ops.EventBase) -> None:
+        self._check()
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        event.add_status(self._check().status)
+
+    def _on_check_compatibility_action(self, event: ops.ActionEvent) -> None:
+        try:
+            outcome = self._check()
+            if outcome.failure or outcome.report is None:
+                event.fail(outcome.failure or "the check did not run; see juju debug-log")
+                return
+            event.set_results(check_results(outcome.report))
+        except Exception as exc:
+            logger.exception("check-compatibility failed")
+            event.fail(internal_error(exc))
+
+    def _on_render_cilium_config_action(self, event: ops.ActionEvent) -> None:
+        try:
+            target = str(event.params.get("target", "auto"))
+            scope = str(event.params.get("scope", "changes"))
+            outcome = self._check()
+            if outcome.failure or outcome.report is None or outcome.snapshot is None:
+                event.fail(outcome.failure or "the check did not run; see juju debug-log")
+                return
+            if outcome.snapshot.cilium_config is None:
+                # Without cilium-config every setting is unknown: "nothing to change" would be a lie.
+                event.fail(
+                    f"no cilium-config was read, nothing to render: {one_line(status_line(outcome.report))}"
+                )
+                return
+            from istio_cilium_compat.render import render  # jinja2: only this action pays for it
+
+            try:
+                rendered = render(outcome.snapshot, outcome.report, target=target, scope=scope)
+            except ValueError as exc:
+                event.fail(f"invalid parameter: {exc}")
+                return
+            results = {
+                "target": str(rendered.target),
+                "scope": scope,
+                "config": str(rendered.config),
+                "apply": str(rendered.apply),
+                "nothing-to-change": "true" if rendered.nothing_to_change else "false",
+            }
+            if rendered.istio:
+                results["istio"] = str(rendered.istio)
+            event.set_results(results)
+        except Exception as exc:
+            logger.exception("render-cilium-config failed")
+            event.fail(internal_error(exc))
+
+    # ------------------------------------------------------------------ the check
+
+    def _check(self) -> Outcome:
+        """The one check of this hook: computed on first use, then reused."""
+        if self._outcome is None:
+            try:
+                self._outcome = self._run_check()
+            except Exception as exc:
+                logger.exception("compatibility check failed")
+                message = internal_error(exc)
+                self._outcome = Outcome(status=ops.BlockedStatus(message), failure=message)
+        return self._outcome
+
+    def _settings(self) -> Settings:
+        cilium_namespace = str(self.config.get("cilium-namespace") or "").strip()
+        istio_root_namespace = str(self.config.get("istio-root-namespace") or "").strip()
+        warnings_block = self.config.get("warnings-block") is True
+        for option, value in (
+            ("cilium-namespace", cilium_namespace),
+            ("istio-root-namespace", istio_root_namespace),
+        ):
+            if value and not is_namespace_name(value):
+                shown = value if len(value) <= 40 else value[:39] + "…"
+                raise ConfigProblem(
+                    one_line(f"invalid config: {option}={shown!r} is not a namespace name (DNS-1123 label)")
+                )
+        return Settings(cilium_namespace, istio_root_namespace, warnings_block)
+
+    def _relation_root_namespace(self) -> str | None:
+        """`root_namespace` from istio-k8s, or None (no relation, no data yet, or bad data)."""
+        if not self.model.relations.get(RELATION):
+            return None
+        try:
+            # pydantic comes with the library: only hooks with the relation pay for it.
+            from charmlibs.interfaces.istio_metadata import IstioMetadataRequirer
+
+            data = IstioMetadataRequirer(self.model.relations, RELATION).get_data()
+            if data is None:
+                logger.info("no istio-metadata data yet; discovering the Istio root namespace")
+                return None
+            namespace = data.root_namespace
+        except Exception as exc:  # ValueError (two apps), pydantic's ValidationError, model errors
+            logger.warning(
+                "unusable istio-metadata relation data (%s); discovering the Istio root namespace",
+                one_line(f"{type(exc).__name__}: {exc}", limit=300),
+            )
+            return None
+        if not isinstance(namespace, str) or not is_namespace_name(namespace):
+            logger.warning(
+                "istio-metadata root_namespace %r is not a namespace name; discovering it instead",
+                namespace,
+            )
+            return None
+        return namespace
+
+    def _kube_client(self) -> Any:
+        """One lightkube client per hook (raises CollectError when none can be built)."""
+        if self._client is None:
+            from istio_cilium_compat import collect as kube
+
+            self._client = kube.in_cluster_client(timeout=API_TIMEOUT)
+        return self._client
+
+    def _run_check(self) -> Outcome:
+        try:
+            settings = self._settings()
+        except ConfigProblem as exc:
+            return Outcome(status=ops.BlockedStatus(str(exc)), failure=str(exc))
+        if settings.istio_root_namespace:
+            istio_namespace, source = settings.istio_root_namespace, "option"
+        else:
+            istio_namespace, source = self._relation_root_namespace(), "relation"
+        from istio_cilium_compat import collect as kube
+
+        try:
+            client = self._kube_client()
+        except kube.CollectError as exc:
+            logger.warning("no Kubernetes client: %s", exc)
+            return Outcome(
+                status=ops.WaitingStatus(unreachable_message(str(exc))),
+                failure=f"cannot reach the Kubernetes API: {one_line(str(exc), limit=500)}",
+            )
+        kwargs: dict[str, Any] = {"cilium_namespace": settings.cilium_namespace or None}
+        if istio_namespace:
+            kwargs.update(istio_namespace=istio_namespace, istio_namespace_source=source)
+        snapshot = kube.collect(client, **kwargs)
+        report = evaluate(snapshot)
+        logger.info(
+            "check: verdict %s, findings %s, Istio root namespace %s (%s)",
+            report.verdict.value,
+            ", ".join(report.ids) or "none",
+            snapshot.istio_root_namespace,
+            snapshot.istio_root_namespace_source or "not found",
+        )
+        return judge(snapshot, report, warnings_block=settings.warnings_block)
+
+
+def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcome:
+    """Map a report to the unit status (see the statuses table in docs/juju.md)."""
+    unreachable = [p for p in snapshot.problems if p.kind == "unreachable"]
+    if unreachable:
+        reason = unreachable[0].message
+        return Outcome(
+            status=ops.WaitingStatus(unreachable_message(reason)),
+            snapshot=snapshot,
+            report=report,
+            failure=f"cannot reach the Kubernetes API: {one_line(reason, limit=500)}",
+        )
+    # In reading order (cilium-config's configmaps first), each resource once.
+    forbidden = list(dict.fromkeys(p.resource for p in snapshot.problems if p.kind == "forbidden"))
+    if forbidden:
+        message = forbidden_message(forbidden)
+        # Nothing of Cilium could be read: results would say nothing, so the actions fail.
+        blind = report.verdict is Verdict.UNKNOWN and snapshot.cilium_config is None
+        return Outcome(
+            status=ops.BlockedStatus(message),
+            snapshot=snapshot,
+            report=report,
+            failure=message if blind else None,
+        )
+    line = one_line(status_line(report))
+    if report.of(Severity.ERROR) or report.verdict is Verdict.UNKNOWN:
+        status: ops.StatusBase = ops.BlockedStatus(line)
+    elif report.of(Severity.WARNING) and warnings_block:
+        status = ops.BlockedStatus(line)
+    else:
+        status = ops.ActiveStatus(line)
+    return Outcome(status=status, snapshot=snapshot, report=report)
+
+
+def check_results(report: Report) -> dict[str, Any]:
+    """`check-compatibility` results; every key is documented in actions.yaml."""
+    results: dict[str, Any] = {
+        "verdict": report.verdict.value,
+        "summary": one_line(status_line(report)),
+        "report": _cap(to_text(report)),
+    }
+    findings = {
+        finding.id.lower(): {
+            "severity": finding.severity.value,
+            "summary": finding.summary,
+            "evidence": "; ".join(str(e) for e in finding.evidence) or "(none)",
+            "fix": finding.fix or "(none)",
+        }
+        for finding in report.ordered
+    }
+    if findings:
+        results["findings"] = findings
+    return results
+
+
+def internal_error(exc: BaseException) -> str:
+    """Status/failure text for a bug: one line, the details are in the debug log."""
+    return one_line(f"internal error: {type(exc).__name__}: {exc}", suffix="; see juju debug-log")
+
+
+def _cap(text: str) -> str:
+    if len(text) <= RESULT_TEXT_MAX:
+        return text
+    return text[:RESULT_TEXT_MAX] + "\n… (truncated; run `istio-cilium-compat check` for the full report)\n"
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(IstioCiliumCompatCharm)

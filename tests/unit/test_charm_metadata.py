@@ -1,0 +1,227 @@
+"""The charm's YAML files agree with each other and with src/charm.py.
+
+Result keys convention (see the comment at the top of actions.yaml): every key an action
+handler sets is listed, in backticks, in the action's description after "Results:";
+`<id>` stands for a finding id in lower case. The check is dynamic: both actions run
+against the broken example cluster (which produces every key, `istio` included).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ops import testing
+
+from charm import IstioCiliumCompatCharm
+
+REPO = Path(__file__).resolve().parents[2]
+CHARM_SOURCE = (REPO / "src" / "charm.py").read_text()
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((REPO / name).read_text())
+    assert isinstance(data, dict), f"{name} is not a mapping"
+    return data
+
+
+METADATA = load("metadata.yaml")
+ACTIONS = load("actions.yaml")
+CONFIG = load("config.yaml")
+CHARMCRAFT = load("charmcraft.yaml")
+
+
+# ----------------------------------------------------------------------------- charmcraft.yaml
+
+
+def test_charmcraft_yaml_is_build_only() -> None:
+    """With a metadata.yaml, these keys in charmcraft.yaml are dropped or ignored (DESIGN.md)."""
+    forbidden = {"requires", "provides", "peers", "actions", "config", "assumes", "containers", "resources"}
+    assert not forbidden & set(CHARMCRAFT), sorted(forbidden & set(CHARMCRAFT))
+    assert not {"name", "summary", "description"} & set(CHARMCRAFT)
+    assert CHARMCRAFT["type"] == "charm"
+
+
+def test_charmcraft_builds_ubuntu_24_04_amd64() -> None:
+    platforms = CHARMCRAFT["platforms"]
+    base = CHARMCRAFT.get("base")
+    if base is None:
+        assert "ubuntu@24.04:amd64" in platforms
+    else:
+        assert base == "ubuntu@24.04"
+        assert "amd64" in platforms
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def test_charm_part_installs_every_runtime_dependency() -> None:
+    tomllib = pytest.importorskip("tomllib")
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"]}
+    wanted |= {_name(r) for r in project.get("optional-dependencies", {}).get("charm", [])}
+    part = CHARMCRAFT["parts"]["charm"]
+    installed = {_name(r) for r in part.get("charm-binary-python-packages", [])}
+    installed |= {_name(r) for r in part.get("charm-python-packages", [])}
+    for requirements in part.get("charm-requirements", []):
+        lines = (REPO / requirements).read_text().splitlines()
+        installed |= {_name(x) for x in lines if x.strip() and not x.startswith(("#", "-"))}
+    assert wanted <= installed, sorted(wanted - installed)
+    assert {"ops", "lightkube", "charmlibs-interfaces-istio-metadata"} <= installed
+
+
+def test_entrypoint_exists() -> None:
+    part = CHARMCRAFT["parts"]["charm"]
+    assert (REPO / part.get("charm-entrypoint", "src/charm.py")).is_file()
+    assert "ops.main(IstioCiliumCompatCharm)" in CHARM_SOURCE
+
+
+# ----------------------------------------------------------------------------- metadata.yaml
+
+
+def test_metadata_identity() -> None:
+    assert METADATA["name"] == "istio-cilium-compat-k8s"
+    assert METADATA.get("display-name")
+    assert METADATA["summary"] and "\n" not in METADATA["summary"].strip()
+    assert "PERMISSIVE" in METADATA["description"]  # says why: the silent-plaintext trap
+
+
+def test_metadata_assumes() -> None:
+    assert METADATA["assumes"] == ["k8s-api", "juju >= 3.6"]
+
+
+def test_metadata_istio_metadata_endpoint() -> None:
+    endpoint = METADATA["requires"]["istio-metadata"]
+    assert endpoint["interface"] == "istio_metadata"
+    assert endpoint["limit"] == 1
+    assert endpoint["optional"] is True
+    assert not METADATA.get("containers")
+    assert not METADATA.get("provides") and not METADATA.get("peers")
+
+
+# ----------------------------------------------------------------------------- config.yaml
+
+
+def test_config_options() -> None:
+    options = CONFIG["options"]
+    assert options == {
+        "cilium-namespace": {
+            "type": "string",
+            "default": "",
+            "description": options["cilium-namespace"]["description"],
+        },
+        "istio-root-namespace": {
+            "type": "string",
+            "default": "",
+            "description": options["istio-root-namespace"]["description"],
+        },
+        "warnings-block": {
+            "type": "boolean",
+            "default": False,
+            "description": options["warnings-block"]["description"],
+        },
+    }
+
+
+@pytest.mark.parametrize("option", sorted(CONFIG["options"]))
+def test_every_option_is_read_by_the_charm(option: str) -> None:
+    pattern = rf'self\.config(?:\.get\(|\[)"{re.escape(option)}"'
+    assert re.search(pattern, CHARM_SOURCE), f"src/charm.py never reads {option!r}"
+
+
+# ----------------------------------------------------------------------------- actions.yaml
+
+
+def test_actions_schema() -> None:
+    assert set(ACTIONS) == {"check-compatibility", "render-cilium-config"}
+    for name, action in ACTIONS.items():
+        assert action.get("additionalProperties") is False, name
+        assert action.get("description"), name
+    assert not ACTIONS["check-compatibility"].get("params")
+    params = ACTIONS["render-cilium-config"]["params"]
+    assert params["target"]["enum"] == [
+        "auto",
+        "helm",
+        "cilium-cli",
+        "configmap-patch",
+        "canonical-k8s",
+        "canonical-k8s-charm",
+    ]
+    assert params["target"]["default"] == "auto"
+    assert params["scope"]["enum"] == ["changes", "full"]
+    assert params["scope"]["default"] == "changes"
+
+
+def test_render_targets_match_the_cli() -> None:
+    from istio_cilium_compat.cli import TARGETS
+
+    assert list(TARGETS) == ACTIONS["render-cilium-config"]["params"]["target"]["enum"]
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_every_action_has_an_observed_handler(
+    action: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An unobserved action would neither fail nor set results; ours fail without an API."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    assert hasattr(IstioCiliumCompatCharm, "on")
+    ctx = testing.Context(IstioCiliumCompatCharm)
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action(action), testing.State())
+    assert "cannot reach the Kubernetes API" in failed.value.message
+
+
+def documented_results(action: str) -> set[str]:
+    description: str = ACTIONS[action]["description"]
+    _, sep, tail = description.partition("Results:")
+    assert sep, f"{action}: description has no 'Results:' part"
+    return set(re.findall(r"`([a-z0-9<>.-]+)`", tail))
+
+
+def flatten(results: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in results.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            keys |= flatten(value, name + ".")  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            keys.add(name)
+    return keys
+
+
+def normalise(key: str) -> str:
+    return re.sub(r"^findings\.cic\d{3}\.", "findings.<id>.", key)
+
+
+@pytest.mark.parametrize(
+    ("action", "params"),
+    [("check-compatibility", {}), ("render-cilium-config", {}), ("render-cilium-config", {"target": "helm"})],
+)
+def test_every_result_key_is_documented(
+    action: str, params: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.fakekube import FakeKube
+
+    with FakeKube.from_paths(REPO / "examples" / "canonical-k8s-charmed-istio") as fake:
+        monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
+        ctx = testing.Context(IstioCiliumCompatCharm)
+        ctx.run(ctx.on.action(action, params=params), testing.State())
+    produced = {normalise(k) for k in flatten(ctx.action_results or {})}
+    documented = documented_results(action)
+    assert produced, "the action set no results"
+    assert produced <= documented, f"undocumented result keys: {sorted(produced - documented)}"
+    # The broken example produces every documented key (istio and findings included).
+    leaves = {k for k in documented if k != "findings"}
+    assert leaves <= produced, f"documented but never set: {sorted(leaves - produced)}"
+
+
+def test_result_keys_are_valid_for_juju() -> None:
+    """ops rejects keys outside [a-z0-9.-] (starting and ending alphanumeric)."""
+    for action in ACTIONS:
+        for key in documented_results(action):
+            assert re.fullmatch(r"[a-z0-9]([a-z0-9.<>-]*[a-z0-9>])?", key), key
