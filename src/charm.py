@@ -282,7 +282,7 @@ class IstioCiliumCompatCharm(ops.CharmBase):
 
 
 def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcome:
-    """Map a report to the unit status (see the statuses table in docs/juju.md)."""
+    """Map a report to the unit status (see the statuses table in README.md)."""
     unreachable = [p for p in snapshot.problems if p.kind == "unreachable"]
     if unreachable:
         reason = unreachable[0].message
