@@ -83,20 +83,38 @@ def _bool_rule(
     return bad_evidence, invalid
 
 
-def _unparsable(facts: Facts, rule_id: str, key: str, invalid: list[Evidence], fix: str) -> Finding:
-    return Finding(
-        id=rule_id,
-        severity=Severity.WARNING,
-        summary=f"cilium-config {key} does not parse as a boolean",
-        detail="The agent reads an unparsable boolean as false or refuses to start; the value must be fixed.",
-        evidence=capped(invalid),
-        fix=fix,
-    )
+def _setting_finding(
+    facts: Facts,
+    *,
+    rule_id: str,
+    severity: Severity,
+    key: str,
+    bad: bool,
+    good: str,
+    summary: str,
+    detail: str,
+    fix: str,
+    explicit_only: bool = False,
+) -> Finding | None:
+    """A boolean setting with a wrong value (globally or per node); an unparsable one is a warning."""
+    wrong, invalid = _bool_rule(facts, key=key, bad=bad, explicit_only=explicit_only)
+    fix = _with_node_fix(fix, facts, key, good)
+    if wrong:
+        return Finding(rule_id, severity, summary, detail, capped(wrong), fix)
+    if invalid:
+        return Finding(
+            rule_id,
+            Severity.WARNING,
+            f"cilium-config {key} does not parse as a boolean",
+            "The agent reads an unparsable boolean as false or refuses to start; the value must be fixed.",
+            capped(invalid),
+            fix,
+        )
+    return None
 
 
 def cni_exclusive(facts: Facts) -> Finding | None:
     """CIC003: exclusive Cilium moves Istio CNI's configuration aside."""
-    bad, invalid = _bool_rule(facts, key="cni-exclusive", bad=True)
     if facts.snapshot.canonical_k8s:
         fix = (
             'Canonical Kubernetes: remove the annotation (any value, even "false", turns exclusivity on): '
@@ -105,22 +123,20 @@ def cni_exclusive(facts: Facts) -> Finding | None:
         )
     else:
         fix = cilium_setting(facts, "cni.exclusive", "cni-exclusive", "false")
-    fix = _with_node_fix(fix, facts, "cni-exclusive", "false")
-    if bad:
-        return Finding(
-            id="CIC003",
-            severity=Severity.ERROR,
-            summary="Cilium is the exclusive CNI and removes Istio CNI's config: set cni-exclusive=false",
-            detail=(
-                "With cni-exclusive, the agent renames other CNI configurations in the node's CNI "
-                "directory to *.cilium_bak, Istio CNI's included: ambient pods are not captured."
-            ),
-            evidence=capped(bad),
-            fix=fix,
-        )
-    if invalid:
-        return _unparsable(facts, "CIC003", "cni-exclusive", invalid, fix)
-    return None
+    return _setting_finding(
+        facts,
+        rule_id="CIC003",
+        severity=Severity.ERROR,
+        key="cni-exclusive",
+        bad=True,
+        good="false",
+        summary="Cilium is the exclusive CNI and removes Istio CNI's config: set cni-exclusive=false",
+        detail=(
+            "With cni-exclusive, the agent renames other CNI configurations in the node's CNI "
+            "directory to *.cilium_bak, Istio CNI's included: ambient pods are not captured."
+        ),
+        fix=fix,
+    )
 
 
 def missing_cilium_config(facts: Facts) -> Finding | None:
@@ -224,73 +240,59 @@ def bpf_masquerade(facts: Facts) -> Finding | None:
     """CIC010: Istio does not support BPF masquerading with ambient."""
     if not facts.ambient_present:
         return None
-    bad, invalid = _bool_rule(facts, key="enable-bpf-masquerade", bad=True)
-    fix = _with_node_fix(
-        cilium_setting(facts, "bpf.masquerade", "enable-bpf-masquerade", "false"),
+    return _setting_finding(
         facts,
-        "enable-bpf-masquerade",
-        "false",
+        rule_id="CIC010",
+        severity=Severity.ERROR,
+        key="enable-bpf-masquerade",
+        bad=True,
+        good="false",
+        summary="Cilium BPF masquerading is on: ambient pod health checks fail",
+        detail="Istio does not support BPF masquerading with ambient: health probes to pods stop working.",
+        fix=cilium_setting(facts, "bpf.masquerade", "enable-bpf-masquerade", "false"),
     )
-    if bad:
-        return Finding(
-            id="CIC010",
-            severity=Severity.ERROR,
-            summary="Cilium BPF masquerading is on: ambient pod health checks fail",
-            detail="Istio does not support BPF masquerading with ambient: health probes to pods stop working.",
-            evidence=capped(bad),
-            fix=fix,
-        )
-    return _unparsable(facts, "CIC010", "enable-bpf-masquerade", invalid, fix) if invalid else None
 
 
 def host_routing(facts: Facts) -> Finding | None:
     """CIC011: BPF host routing drops replies to the probe address before SNAT is undone."""
     if not facts.ambient_present:
         return None
-    bad, invalid = _bool_rule(facts, key="enable-host-legacy-routing", bad=False, explicit_only=True)
-    fix = _with_node_fix(
-        cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
+    return _setting_finding(
         facts,
-        "enable-host-legacy-routing",
-        "true",
+        rule_id="CIC011",
+        severity=Severity.ERROR,
+        key="enable-host-legacy-routing",
+        bad=False,
+        good="true",
+        explicit_only=True,
+        summary="Cilium BPF host routing is on: ambient probes time out, set legacy host routing",
+        detail=(
+            "BPF host routing drops replies to 169.254.7.127 before iptables reverses Istio's SNAT, so "
+            "kubelet probes of ambient pods time out (istio/istio#52208, cilium/cilium#36022)."
+        ),
+        fix=cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
     )
-    if bad:
-        return Finding(
-            id="CIC011",
-            severity=Severity.ERROR,
-            summary="Cilium BPF host routing is on: ambient probes time out, set legacy host routing",
-            detail=(
-                "BPF host routing drops replies to 169.254.7.127 before iptables reverses Istio's SNAT, so "
-                "kubelet probes of ambient pods time out (istio/istio#52208, cilium/cilium#36022)."
-            ),
-            evidence=capped(bad),
-            fix=fix,
-        )
-    return _unparsable(facts, "CIC011", "enable-host-legacy-routing", invalid, fix) if invalid else None
 
 
 def cilium_ztunnel(facts: Facts) -> Finding | None:
     """CIC012: Cilium's own ztunnel beside Istio's."""
     if not facts.ambient_present:
         return None
-    bad, invalid = _bool_rule(facts, key="enable-ztunnel", bad=True)
-    fix = _with_node_fix(
-        "Use one ztunnel: for Istio ambient, turn Cilium's off (cilium CLI: cilium config set "
-        f"enable-ztunnel false; or the Helm value that renders it), then {restart_agents(facts)}",
+    return _setting_finding(
         facts,
-        "enable-ztunnel",
-        "false",
+        rule_id="CIC012",
+        severity=Severity.WARNING,
+        key="enable-ztunnel",
+        bad=True,
+        good="false",
+        summary="Cilium's ztunnel encryption runs beside Istio ambient: use only one",
+        detail="Two owners of the same traffic redirection (Cilium's ztunnel and Istio's) conflict.",
+        fix=(
+            "Use one ztunnel: for Istio ambient, turn Cilium's off (Helm: encryption.enabled=false where "
+            "encryption.type=ztunnel; cilium CLI: cilium config set enable-ztunnel false), then "
+            f"{restart_agents(facts)}"
+        ),
     )
-    if bad:
-        return Finding(
-            id="CIC012",
-            severity=Severity.WARNING,
-            summary="Cilium's ztunnel encryption runs beside Istio ambient: use only one",
-            detail="Two owners of the same traffic redirection (Cilium's ztunnel and Istio's) conflict.",
-            evidence=capped(bad),
-            fix=fix,
-        )
-    return _unparsable(facts, "CIC012", "enable-ztunnel", invalid, fix) if invalid else None
 
 
 def socket_lb_context(facts: Facts) -> Finding | None:
