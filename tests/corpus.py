@@ -554,8 +554,8 @@ CASES: tuple[Case, ...] = (
         "incompatible",
         (
             "blocked",
-            # 95 characters of summary room: the head is cut, the action to run stays.
-            f"CIC001: Cilium socket LB bypasses ztunnel on nodes selected by CiliumNodeConfig kube-system/po…{RUN}",
+            # The action comes first in the summary, so the 120-character cut keeps it.
+            f"{CIC001} (CiliumNodeConfig…{RUN}",
         ),
         setup=uninstall(("cilium.io", "v2", "ciliumnodeconfigs")),
     ),
@@ -593,9 +593,12 @@ CASES: tuple[Case, ...] = (
         healthy(),
         ["CIC008"],
         "compatible",
-        ("active", COMPATIBLE_1_17),
+        (
+            "active",
+            f"CIC008: No ztunnel in Istio root namespace istio-gone (from option); it runs elsewhere{RUN}",
+        ),
         istio_namespace="istio-gone",
-        note="CIC008 is info by design; its evidence names the ztunnel found elsewhere (manifests)",
+        note="ztunnel is listed cluster-wide, so the wrong root namespace is a warning naming where it runs",
     ),
     Case(
         "istio-root-discovered-from-ztunnel",
@@ -616,12 +619,12 @@ CASES: tuple[Case, ...] = (
     Case(
         "ztunnel-in-two-namespaces",
         two_ztunnels(),
-        ["CIC001", "CIC002"],
+        ["CIC001"],
         "incompatible",
-        ("blocked", f"{CIC001} (+1 more){RUN}"),
+        ("blocked", f"{CIC001}{RUN}"),
         note=(
-            "the root namespace is ambiguous; discovery takes the first (istio-canary), which has no "
-            "mesh-wide PeerAuthentication, so possible plaintext is reported (conservative)"
+            "the root namespace is ambiguous; discovery prefers istio-system, where the mesh-wide STRICT "
+            "PeerAuthentication is: no CIC002"
         ),
     ),
     Case(
@@ -637,12 +640,6 @@ CASES: tuple[Case, ...] = (
         ["CIC001", "CIC002"],
         "incompatible",
         ("blocked", f"{CIC001} (+1 more){RUN}"),
-        xfail=(
-            "CIC002 treats any mode other than PERMISSIVE/DISABLE as safe: a mesh-wide PeerAuthentication "
-            "with mode STRICTT is not STRICT (istiod cannot convert it and ignores it), so the mesh stays "
-            "PERMISSIVE and the bypassed traffic is silently plaintext; only STRICT (or UNSET inheriting "
-            "it) should count as enforcing"
-        ),
     ),
     Case(
         "labels-as-a-list",
@@ -679,11 +676,6 @@ CASES: tuple[Case, ...] = (
         ["CIC005"],
         "compatible",
         ("active", f"{CIC005}{RUN}"),
-        xfail=(
-            "a NetworkPolicy with spec: null is stored by Kubernetes as an empty spec (podSelector {} "
-            "selects every pod, policyTypes defaults to [Ingress]): it isolates ingress of all of "
-            "bookinfo's ambient pods, but the assembler drops policies whose spec is not a mapping"
-        ),
     ),
     Case(
         "policy-with-specs-list",

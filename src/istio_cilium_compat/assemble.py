@@ -182,15 +182,16 @@ def _peer_authentication(obj: Mapping[str, Any]) -> PeerAuthentication:
     spec = as_map(obj.get("spec"))
     selector_field = spec.get("selector")
     match_labels = str_map(as_map(selector_field).get("matchLabels"))
+    # Modes are kept as written: Istio's enum is case-sensitive, so "strict" is not STRICT.
     port_modes = {
-        str(port): (as_str(as_map(setting).get("mode")) or "UNSET").upper()
+        str(port): as_str(as_map(setting).get("mode")) or "UNSET"
         for port, setting in as_map(spec.get("portLevelMtls")).items()
     }
     return PeerAuthentication(
         namespace=namespace,
         name=name,
         selector=match_labels or None,
-        mode=(as_str(as_map(spec.get("mtls")).get("mode")) or "UNSET").upper(),
+        mode=as_str(as_map(spec.get("mtls")).get("mode")) or "UNSET",
         port_modes=port_modes,
         creation_timestamp=as_str(as_map(obj.get("metadata")).get("creationTimestamp")),
     )
@@ -201,6 +202,8 @@ def _policy(obj: Mapping[str, Any], kind: str) -> Policy:
     specs: list[Mapping[str, object]] = []
     if isinstance(obj.get("spec"), Mapping):
         specs.append(obj["spec"])
+    elif kind == "NetworkPolicy":
+        specs.append({})  # the API server stores a null spec as {}: selects every pod, isolates ingress
     specs.extend(s for s in as_list(obj.get("specs")) if isinstance(s, Mapping))
     return Policy(
         kind=kind,
@@ -262,7 +265,9 @@ def build_snapshot(
 
     root, root_source = istio_namespace, istio_namespace_source if istio_namespace else ""
     if not root and ztunnels:
-        root, root_source = ztunnels[0].namespace, "discovered"
+        # Several ztunnels (a canary revision, a leftover): the conventional root wins.
+        preferred = [z for z in ztunnels if z.namespace == "istio-system"] or list(ztunnels)
+        root, root_source = preferred[0].namespace, "discovered"
 
     namespaces = sorted(
         (

@@ -215,8 +215,7 @@ def collect(
             DaemonSet,
             "daemonsets.apps",
             "DaemonSet",
-            namespace=istio_namespace or ALL,
-            labels={ZTUNNEL_LABEL[0]: ZTUNNEL_LABEL[1]},
+            labels={ZTUNNEL_LABEL[0]: ZTUNNEL_LABEL[1]},  # everywhere: a wrong root namespace shows
         )
         or []
     )

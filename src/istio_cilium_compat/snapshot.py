@@ -79,7 +79,7 @@ class PeerAuthentication:
     selector: Mapping[str, str] | None
     """`spec.selector.matchLabels`; None (or empty) means namespace- or mesh-wide."""
     mode: str
-    """`spec.mtls.mode` upper-cased; `UNSET` when absent."""
+    """`spec.mtls.mode` as written (Istio's enum is case-sensitive); `UNSET` when absent."""
     port_modes: Mapping[str, str] = field(default_factory=dict)
     creation_timestamp: str = ""
 

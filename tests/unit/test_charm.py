@@ -222,7 +222,8 @@ def test_relation_root_namespace_is_used(
         "istio_namespace": "istio-system",
         "istio_namespace_source": "relation",
     }
-    assert ztunnel_paths(fake) == ["/apis/apps/v1/namespaces/istio-system/daemonsets"]
+    # ztunnel is listed cluster-wide whatever the root, so a wrong root namespace shows (CIC008).
+    assert ztunnel_paths(fake) == ["/apis/apps/v1/daemonsets"]
 
 
 @pytest.mark.parametrize("example", sorted(EXPECTED))
@@ -295,7 +296,8 @@ def test_option_overrides_relation(
         "istio_namespace": "istio-system",
         "istio_namespace_source": "option",
     }
-    assert ztunnel_paths(fake) == ["/apis/apps/v1/namespaces/istio-system/daemonsets"]
+    # ztunnel is listed cluster-wide whatever the root, so a wrong root namespace shows (CIC008).
+    assert ztunnel_paths(fake) == ["/apis/apps/v1/daemonsets"]
 
 
 # ----------------------------------------------------------------------------- malformed relation data

@@ -193,14 +193,6 @@ def test_unicode_and_long_values_stay_on_their_lines(
     assert all(len(e["value"] or "") < LONG for e in evidence)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "report.to_text splits a finding's fix on newlines before escaping, so a newline inside a "
-        "cluster-supplied string (here the meta.helm.sh/release-name annotation, quoted into the Helm "
-        "command) starts a new output line: cluster data can forge lines in the text report"
-    ),
-)
 def test_cluster_strings_cannot_forge_lines_in_text_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

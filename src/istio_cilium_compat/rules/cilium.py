@@ -42,11 +42,14 @@ def socket_lb_bypass(facts: Facts) -> Finding | None:
             evidence.append(hostns.evidence())
     if not evidence:
         return None
-    scope = "" if "all nodes" in where else f" on {', '.join(where)}"
+    # The action first: `juju status` cuts the line at 120 characters.
+    scope = (
+        "" if "all nodes" in where else f" ({', '.join(w.removeprefix('nodes selected by ') for w in where)})"
+    )
     return Finding(
         id="CIC001",
         severity=Severity.ERROR,
-        summary=f"Cilium socket LB bypasses ztunnel{scope}: set bpf-lb-sock-hostns-only=true",
+        summary=f"Cilium socket LB bypasses ztunnel: set bpf-lb-sock-hostns-only=true{scope}",
         detail=(
             "Socket LB rewrites pod-to-Service connections to a backend pod inside the socket, so they "
             "never reach the source ztunnel: not encrypted, no AuthorizationPolicy at the source, and "

@@ -189,8 +189,8 @@ class Facts:
 
     @property
     def ambient_present(self) -> bool:
-        """Istio ambient runs (ztunnel found in the root namespace)."""
-        return self.ztunnel is not None
+        """Istio ambient runs somewhere: Cilium's settings matter cluster-wide, whatever the root."""
+        return bool(self.snapshot.ztunnels)
 
     @cached_property
     def istio_cni(self) -> DaemonSetInfo | None:
@@ -207,6 +207,11 @@ class Facts:
         return tuple(
             ns.name for ns in self.snapshot.namespaces if ns.labels.get(DATAPLANE_MODE_LABEL) == AMBIENT
         )
+
+    @cached_property
+    def ambient_set(self) -> frozenset[str]:
+        """`ambient_namespaces` as a set, for membership tests in loops over policies."""
+        return frozenset(self.ambient_namespaces)
 
     @cached_property
     def managed_by(self) -> str:

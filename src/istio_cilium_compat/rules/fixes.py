@@ -19,10 +19,29 @@ RENDER_HINT = (
 )
 
 
+def sh(word: str) -> str:
+    """Quote a cluster-supplied word for bash, on one line.
+
+    shlex.quote keeps a newline inside its quotes, which would let cluster data start a
+    new line of the printed fix; bash's $'...' spells it as an escape instead.
+    """
+    if word.isprintable():
+        return shlex.quote(word)
+    escaped = "".join(
+        {"\\": "\\\\", "'": "\\'"}.get(ch, ch) if ch.isprintable() else _escape(ch) for ch in word
+    )
+    return f"$'{escaped}'"
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def restart_agents(facts: Facts) -> str:
     """The agents read cilium-config only at start."""
-    ns = shlex.quote(facts.cilium_namespace)
-    name = shlex.quote(facts.cilium_agent.name if facts.cilium_agent else "cilium")
+    ns = sh(facts.cilium_namespace)
+    name = sh(facts.cilium_agent.name if facts.cilium_agent else "cilium")
     return f"kubectl -n {ns} rollout restart daemonset/{name}"
 
 
@@ -32,12 +51,12 @@ def cilium_setting(facts: Facts, helm_path: str, key: str, value: str) -> str:
     if facts.managed_by == "canonical-k8s":
         lines = [
             "Canonical Kubernetes, on a control-plane node (k8sd keeps Helm values it does not own): "
-            f"sudo k8s helm upgrade {shlex.quote(release)} {CANONICAL_CHART} -n {shlex.quote(release_ns)} "
+            f"sudo k8s helm upgrade {sh(release)} {CANONICAL_CHART} -n {sh(release_ns)} "
             f"--reuse-values --set {helm_path}={value}",
         ]
     elif facts.managed_by == "helm":
         lines = [
-            f"Helm: helm upgrade {shlex.quote(release)} cilium/cilium -n {shlex.quote(release_ns)} "
+            f"Helm: helm upgrade {sh(release)} cilium/cilium -n {sh(release_ns)} "
             f"--reuse-values --set {helm_path}={value}"
         ]
     else:
@@ -57,7 +76,7 @@ def node_config_fix(facts: Facts, key: str, value: str) -> str:
         if key in nc.defaults:
             patch = json.dumps({"spec": {"defaults": {key: value}}}, separators=(",", ":"))
             lines.append(
-                f"kubectl -n {shlex.quote(nc.namespace)} patch ciliumnodeconfig {shlex.quote(nc.name)} "
-                f"--type merge -p {shlex.quote(patch)}"
+                f"kubectl -n {sh(nc.namespace)} patch ciliumnodeconfig {sh(nc.name)} "
+                f"--type merge -p {sh(patch)}"
             )
     return "\n".join(lines)

@@ -70,17 +70,24 @@ def cni_dirs_mismatch(facts: Facts) -> Finding | None:
 
 
 def ambient_missing(facts: Facts) -> Finding | None:
-    """CIC008: without ztunnel the Cilium checks still run, as a pre-flight."""
-    if facts.ambient_present:
+    """CIC008: no ztunnel in the root namespace (info) — or only elsewhere (a wrong root: warning)."""
+    if facts.ztunnel is not None:
         return None
-    elsewhere = [
-        object_name("DaemonSet", d.namespace, d.name)
-        for d in facts.snapshot.ztunnels
-        if d.namespace != facts.root_namespace
-    ]
-    looked = f"namespace {facts.root_namespace}" if facts.root_namespace else "all namespaces"
+    root = facts.root_namespace
+    looked = f"namespace {root}" if root else "all namespaces"
     evidence = [Evidence(object=f"DaemonSet with label app=ztunnel in {looked}", note="not found")]
+    elsewhere = [object_name("DaemonSet", d.namespace, d.name) for d in facts.snapshot.ztunnels]
     evidence.extend(Evidence(object=name, note="found outside the root namespace") for name in elsewhere)
+    if elsewhere:
+        source = facts.snapshot.istio_root_namespace_source or "option"
+        return Finding(
+            id="CIC008",
+            severity=Severity.WARNING,
+            summary=f"No ztunnel in Istio root namespace {root} (from {source}); it runs elsewhere",
+            detail="Mesh-wide PeerAuthentication is looked up in the root namespace: a wrong one misjudges mTLS.",
+            evidence=tuple(evidence),
+            fix="Set istio-root-namespace / --istio-namespace to where Istio runs, or leave it empty to discover it.",
+        )
     return Finding(
         id="CIC008",
         severity=Severity.INFO,

@@ -10,7 +10,18 @@ from ..report import Evidence, Finding, Severity
 from ..snapshot import PeerAuthentication
 from .facts import Facts, capped, object_name
 
-PLAINTEXT_MODES = frozenset({"PERMISSIVE", "DISABLE"})
+ENFORCING = "STRICT"
+INHERIT = "UNSET"
+VALID_MODES = frozenset({"STRICT", "PERMISSIVE", "DISABLE", "UNSET"})
+
+
+def accepts_plaintext(mode: str) -> bool:
+    """Anything but STRICT lets plaintext in; a mode Istio does not know enforces nothing."""
+    return mode != ENFORCING
+
+
+def _mode_note(mode: str, why: str) -> str:
+    return why if mode in VALID_MODES else f"{why}; not a valid mode: Istio does not enforce it"
 
 
 def _pa_name(pa: PeerAuthentication) -> str:
@@ -29,27 +40,34 @@ def plaintext_accepted(facts: Facts) -> list[Evidence]:
     """Evidence for each ambient namespace or workload that accepts plaintext."""
     pas = list(facts.snapshot.peer_authentications)
     mesh = _wide(pas, facts.root_namespace) if facts.root_namespace else None
-    if mesh is not None and mesh.mode != "UNSET":
+    if mesh is not None and mesh.mode != INHERIT:
         mesh_mode, mesh_why = mesh.mode, f"mesh-wide {_pa_name(mesh)}"
     else:
         mesh_mode, mesh_why = "PERMISSIVE", "no mesh-wide PeerAuthentication: Istio's default"
     evidence: list[Evidence] = []
     for ns in facts.ambient_namespaces:
         ns_pa = _wide(pas, ns)
-        if ns_pa is not None and ns_pa.mode != "UNSET" and ns_pa is not mesh:
+        if ns_pa is not None and ns_pa.mode != INHERIT and ns_pa is not mesh:
             mode, why = ns_pa.mode, _pa_name(ns_pa)
         else:
             mode, why = mesh_mode, mesh_why
-        if mode in PLAINTEXT_MODES:
-            evidence.append(Evidence(object=f"Namespace {ns}", key="mtls.mode", value=mode, note=why))
+        if accepts_plaintext(mode):
+            evidence.append(
+                Evidence(object=f"Namespace {ns}", key="mtls.mode", value=mode, note=_mode_note(mode, why))
+            )
             continue
         for pa in pas:
             if pa.namespace != ns or not pa.selector:
                 continue
-            loose_ports = sorted(p for p, m in pa.port_modes.items() if m in PLAINTEXT_MODES)
-            if pa.mode in PLAINTEXT_MODES:
+            loose_ports = sorted(p for p, m in pa.port_modes.items() if m != INHERIT and accepts_plaintext(m))
+            if pa.mode != INHERIT and accepts_plaintext(pa.mode):
                 evidence.append(
-                    Evidence(object=_pa_name(pa), key="mtls.mode", value=pa.mode, note="workload")
+                    Evidence(
+                        object=_pa_name(pa),
+                        key="mtls.mode",
+                        value=pa.mode,
+                        note=_mode_note(pa.mode, "workload"),
+                    )
                 )
             elif loose_ports:
                 evidence.append(
