@@ -8,9 +8,11 @@ PyYAML; JSON goes through the standard library.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +100,31 @@ def _parse_yaml_slow(path: Path, text: str) -> list[Any]:
         raise ManifestError(path, f"invalid YAML: {exc}", mark.line + 1 if mark else None) from exc
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a parser builds a large tree of containers.
+
+    Every container the parser allocates counts towards a collection, and each full
+    collection walks the whole tree built so far: on a 20 MiB dump that is about half the
+    parse time. Nothing is lost: any cycle made meanwhile is collected once it is back on.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _parse(path: Path) -> list[Any]:
     text = _read_text(path)
+    with _gc_paused():
+        return _parse_text(path, text)
+
+
+def _parse_text(path: Path, text: str) -> list[Any]:
     if path.suffix.lower() == ".json":
         try:
             return [json.loads(text)]
@@ -147,9 +172,12 @@ def load_snapshot(
 ) -> Snapshot:
     """A snapshot of a saved cluster."""
     paths = list(paths)
-    return build_snapshot(
-        load_objects(paths),
-        source="manifests: " + ", ".join(str(p) for p in paths),
-        istio_namespace=istio_namespace,
-        cilium_namespace=cilium_namespace,
-    )
+    # Paused until the raw objects are dropped: resumed earlier, the next young collections
+    # would walk every parsed object once more (a quarter of the time on a large dump).
+    with _gc_paused():
+        return build_snapshot(
+            load_objects(paths),
+            source="manifests: " + ", ".join(str(p) for p in paths),
+            istio_namespace=istio_namespace,
+            cilium_namespace=cilium_namespace,
+        )

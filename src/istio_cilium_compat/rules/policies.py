@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ..assemble import as_list, as_map, as_str
@@ -44,13 +45,25 @@ def _selected_namespaces(spec: Mapping[str, Any], ambient: Iterable[str]) -> lis
     return [ns for ns in ambient if chosen is None or ns in chosen]
 
 
-def meets(policy: Policy, spec: Mapping[str, Any], ambient: tuple[str, ...]) -> list[str]:
-    """Ambient namespaces whose pods this policy spec may select."""
+def meets(
+    policy: Policy,
+    spec: Mapping[str, Any],
+    ambient: tuple[str, ...],
+    ambient_set: AbstractSet[str] | None = None,
+) -> list[str]:
+    """Ambient namespaces whose pods this policy spec may select.
+
+    `ambient_set` holds the same names as `ambient` (`Facts.ambient_set`): with it, the
+    namespaced case is a set lookup instead of a scan, which is quadratic over thousands of
+    policies and namespaces. The result is the same either way.
+    """
     if policy.kind == "CiliumClusterwideNetworkPolicy":
         if "nodeSelector" in spec and "endpointSelector" not in spec:
             return []  # host policy: selects nodes, not pods
         return _selected_namespaces(spec, ambient)
-    return [policy.namespace] if policy.namespace in ambient else []
+    namespace = policy.namespace
+    members = ambient if ambient_set is None else ambient_set
+    return [namespace] if namespace is not None and namespace in members else []
 
 
 def isolates_ingress(policy: Policy, spec: Mapping[str, Any]) -> bool:
@@ -98,7 +111,7 @@ def _probe_allowed_in(facts: Facts) -> set[str]:
             continue
         for spec in policy.specs:
             if allows_probes(spec):
-                allowed.update(meets(policy, spec, facts.ambient_namespaces))
+                allowed.update(meets(policy, spec, facts.ambient_namespaces, facts.ambient_set))
     return allowed
 
 
@@ -109,25 +122,27 @@ def probes_blocked(facts: Facts) -> Finding | None:
         return None
     allowed = _probe_allowed_in(facts)
     evidence: list[Evidence] = []
-    enable_policy = facts.views[0].raw("enable-policy") if facts.views else None
-    if enable_policy is not None and enable_policy.lower() == "always":
-        missing = [ns for ns in ambient if ns not in allowed]
-        if missing:
-            evidence.append(
-                Evidence(
-                    object=facts.views[0].where("enable-policy"),
-                    key="enable-policy",
-                    value=enable_policy,
-                    note=f"every endpoint default-deny; no probe allowance in {', '.join(missing[:5])}"
-                    + (" …" if len(missing) > 5 else ""),
-                )
+    missing = [ns for ns in ambient if ns not in allowed]
+    for view in facts.views:  # globally, or on the nodes of a CiliumNodeConfig
+        enable_policy = view.raw("enable-policy")
+        if not view.overrides("enable-policy") or (enable_policy or "").lower() != "always" or not missing:
+            continue
+        evidence.append(
+            Evidence(
+                object=view.where("enable-policy"),
+                key="enable-policy",
+                value=enable_policy,
+                note=f"every endpoint on {view.label} default-deny; no probe allowance in "
+                + ", ".join(missing[:5])
+                + (" …" if len(missing) > 5 else ""),
             )
+        )
     seen: set[tuple[str, str]] = set()
     for policy in facts.snapshot.policies:
         for spec in policy.specs:
             if not isolates_ingress(policy, spec):
                 continue
-            for ns in meets(policy, spec, ambient):
+            for ns in meets(policy, spec, ambient, facts.ambient_set):
                 key = (policy_name(policy), ns)
                 if ns in allowed or key in seen:
                     continue
@@ -173,7 +188,7 @@ def l7_policies(facts: Facts) -> Finding | None:
         if policy.kind not in CILIUM_KINDS:
             continue
         for spec in policy.specs:
-            namespaces = meets(policy, spec, facts.ambient_namespaces)
+            namespaces = meets(policy, spec, facts.ambient_namespaces, facts.ambient_set)
             if namespaces and _has_l7(spec):
                 evidence.append(
                     Evidence(
@@ -247,7 +262,7 @@ def hbone_port_blocked(facts: Facts) -> Finding | None:
         for spec in policy.specs:
             if not isolates_ingress(policy, spec):
                 continue
-            namespaces = meets(policy, spec, facts.ambient_namespaces)
+            namespaces = meets(policy, spec, facts.ambient_namespaces, facts.ambient_set)
             port_lists = _ingress_port_lists(policy, spec)
             if not namespaces or not port_lists:
                 continue
