@@ -572,11 +572,6 @@ CASES: tuple[Case, ...] = (
         ["CIC005"],
         "compatible",
         ("active", f"{CIC005}{RUN}"),
-        xfail=(
-            "CIC005 reads enable-policy from the global cilium-config only: a CiliumNodeConfig setting "
-            "enable-policy=always puts every ambient pod on those nodes into default-deny (probes from "
-            "169.254.7.127 dropped), like the global setting, but is not reported"
-        ),
     ),
     # --- Istio: root namespace, ztunnel, PeerAuthentication, enrollment --------------------------
     Case(
