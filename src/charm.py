@@ -109,9 +109,12 @@ class Outcome:
 class IstioCiliumCompatCharm(ops.CharmBase):
     """Checks that Cilium lets Istio ambient encrypt and authorize traffic."""
 
+    _stored = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._outcome: Outcome | None = None
+        self._stored.set_default(last_check="")
         self._client: Any = None
         for event in (
             self.on.install,
@@ -271,14 +274,19 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             kwargs.update(istio_namespace=istio_namespace, istio_namespace_source=source)
         snapshot = kube.collect(client, **kwargs)
         report = evaluate(snapshot)
-        logger.info(
-            "check: verdict %s, findings %s, Istio root namespace %s (%s)",
-            report.verdict.value,
-            ", ".join(report.ids) or "none",
-            snapshot.istio_root_namespace,
-            snapshot.istio_root_namespace_source or "not found",
-        )
+        self._log_if_changed(snapshot, report)
         return judge(snapshot, report, warnings_block=settings.warnings_block)
+
+    def _log_if_changed(self, snapshot: Snapshot, report: Report) -> None:
+        """Log the outcome only when it changes: every log line is a `juju-log` process per hook."""
+        summary = (
+            f"verdict {report.verdict.value}, findings {', '.join(report.ids) or 'none'}, "
+            f"Istio root namespace {snapshot.istio_root_namespace} "
+            f"({snapshot.istio_root_namespace_source or 'not found'})"
+        )
+        if self._stored.last_check != summary:
+            logger.info("check: %s", summary)
+            self._stored.last_check = summary
 
 
 def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcome:
