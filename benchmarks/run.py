@@ -1,0 +1,588 @@
+#!/usr/bin/env python3
+"""Benchmarks of istio-cilium-compat: hook cold start, API requests per check, large clusters.
+
+Run with ``tox -e bench`` or ``python benchmarks/run.py`` from the repository root.
+Prints a table with each target next to its figure and writes
+``benchmarks/results/latest.json``. It is a benchmark, not a test: a missed target
+is reported as MISS and the exit code is still 0; only a crash exits non-zero.
+
+1. Hook cold start: ``update-status`` of this charm (the repository as the charm
+   directory, ``$KUBECONFIG`` pointing at a fake API server loaded with
+   ``examples/canonical-k8s-recommended``) against ``benchmarks/bare_charm``, same
+   process-level harness (``tests/harness``), runs interleaved. Also the hook's
+   ``-X importtime`` profile, its hook-tool calls and API requests.
+2. One check (``collect`` + ``evaluate`` in this process, a fresh client each time)
+   against fake clusters of growing size: requests (first pages / continuation
+   pages) and wall time.
+3. ``istio-cilium-compat check --manifests FILE`` as a subprocess on the largest
+   cluster saved as one YAML ``kind: List``, and as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parents[1]
+for _path in (REPO / "lib", REPO, REPO / "src"):  # src ends up first, as with tox's PYTHONPATH
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import yaml  # noqa: E402
+
+from istio_cilium_compat.collect import Collector, client_from_kubeconfig, collect  # noqa: E402
+from istio_cilium_compat.rules import evaluate  # noqa: E402
+from tests.bigcluster import big_cluster  # noqa: E402
+from tests.fakekube import FakeKube, RecordedRequest  # noqa: E402
+from tests.harness import HookResult, run_hook  # noqa: E402
+
+BARE_CHARM = REPO / "benchmarks" / "bare_charm"
+EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
+RESULTS = REPO / "benchmarks" / "results" / "latest.json"
+HOOK = "update-status"
+
+HOOK_RATIO_MAX = 1.3
+CHECK_SECONDS_MAX = 1.0
+MANIFESTS_SECONDS_MAX = 2.0
+IMPORTS_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run: sizes and repetitions."""
+
+    hook_runs: int
+    sizes: tuple[int, ...]
+    check_runs: int = 3
+    cli_runs: int = 3
+
+    @property
+    def largest(self) -> int:
+        return self.sizes[-1]
+
+
+FULL = Plan(hook_runs=7, sizes=(10, 1_000, 5_000))
+QUICK = Plan(hook_runs=3, sizes=(10, 1_000), cli_runs=2)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def verdict_word(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def request_key(request: RecordedRequest) -> str:
+    """A request as path and sorted query, to compare two runs' requests."""
+    query = urlencode(sorted(request.query.items()), doseq=True)
+    return f"{request.path}?{query}" if query else request.path
+
+
+def only_gets(requests: Sequence[RecordedRequest], what: str) -> None:
+    methods = sorted({r.method for r in requests})
+    if methods not in ([], ["GET"]):
+        raise RuntimeError(f"{what} sent {methods} requests: the product must only read (GET)")
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep set-up data (a fake cluster of 60,000 objects) out of the measured GC passes.
+
+    The fake API server runs in this process; without this, every full collection during a
+    check would also walk the fake's objects, which a real API server (another process)
+    never costs the client.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@contextmanager
+def fake_cluster(objects: list[dict[str, Any]], workdir: Path) -> Iterator[tuple[FakeKube, Path]]:
+    fake = FakeKube(objects).start()
+    try:
+        kubeconfig = fake.write_kubeconfig(workdir / f"kubeconfig-{id(fake)}")
+        with frozen_heap():
+            yield fake, kubeconfig
+    finally:
+        fake.stop()
+
+
+# --------------------------------------------------------------------------- 1. hook cold start
+
+_IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    module: str
+    self_us: int
+    cumulative_us: int
+    depth: int
+
+
+def parse_importtime(stderr: str) -> list[ImportEntry]:
+    """``-X importtime`` lines, in the order printed (children before their parent)."""
+    entries: list[ImportEntry] = []
+    for line in stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            entries.append(ImportEntry(match[4], int(match[1]), int(match[2]), len(match[3]) // 2))
+    return entries
+
+
+def startup_modules() -> set[str]:
+    """Modules the interpreter imports before any script runs (site, encodings, ...)."""
+    env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "pass"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {e.module for e in parse_importtime(proc.stderr)}
+
+
+def top_imports(
+    entries: list[ImportEntry], bare: list[ImportEntry], count: int, skip: AbstractSet[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Top-level imports by cumulative time, with what of each the bare charm never imports.
+
+    Cumulative times depend on import order (charm.py imports ``logging`` before ``ops``,
+    so ``ops`` looks cheaper than in the bare charm); ``new_ms``, the self time of the
+    modules in the tree that the bare charm does not import at all, does not.
+    """
+    bare_names = {e.module for e in bare}
+    rows: list[dict[str, Any]] = []
+    tree: list[ImportEntry] = []
+    for entry in entries:
+        tree.append(entry)
+        if entry.depth != 0:
+            continue
+        if entry.module in skip:
+            tree = []
+            continue
+        children = sorted((c for c in tree if c.depth == 1), key=lambda c: -c.cumulative_us)[:2]
+        rows.append(
+            {
+                "module": entry.module,
+                "cumulative_ms": entry.cumulative_us / 1000,
+                "new_ms": sum(e.self_us for e in tree if e.module not in bare_names) / 1000,
+                "children": [{"module": c.module, "cumulative_ms": c.cumulative_us / 1000} for c in children],
+            }
+        )
+        tree = []
+    rows.sort(key=lambda r: -r["cumulative_ms"])
+    return rows[:count]
+
+
+def tool_summary(result: HookResult) -> dict[str, int]:
+    return dict(Counter(call.name for call in result.calls))
+
+
+def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
+    with FakeKube.from_paths(EXAMPLE) as fake:
+        kubeconfig = fake.write_kubeconfig(workdir / "kubeconfig-example")
+        env = {"KUBECONFIG": str(kubeconfig)}
+
+        def charm(extra: dict[str, str] | None = None) -> tuple[HookResult, list[RecordedRequest]]:
+            fake.clear_requests()
+            result = run_hook(REPO, HOOK, env={**env, **(extra or {})}).assert_ok()
+            requests = list(fake.requests)
+            only_gets(requests, f"the charm's {HOOK} hook")
+            return result, requests
+
+        def bare(extra: dict[str, str] | None = None) -> HookResult:
+            return run_hook(BARE_CHARM, HOOK, env={**env, **(extra or {})}).assert_ok()
+
+        # Warm-up (bytecode caches, page cache), not measured.
+        bare()
+        charm()
+
+        bare_times: list[float] = []
+        charm_times: list[float] = []
+        tool_calls: list[int] = []
+        api_requests: list[int] = []
+        last: HookResult | None = None
+        last_bare: HookResult | None = None
+        for index in range(plan.hook_runs):
+            order: list[str] = ["bare", "charm"] if index % 2 == 0 else ["charm", "bare"]
+            for which in order:
+                if which == "bare":
+                    last_bare = bare()
+                    bare_times.append(last_bare.duration)
+                else:
+                    last, requests = charm()
+                    charm_times.append(last.duration)
+                    tool_calls.append(len(last.calls))
+                    api_requests.append(len(requests))
+        assert last is not None and last_bare is not None
+
+        profile = {"PYTHONPROFILEIMPORTTIME": "1"}  # = python -X importtime, in the hook process
+        charm_imports = parse_importtime(charm(profile)[0].stderr)
+        bare_imports = parse_importtime(bare(profile).stderr)
+
+    bare_names = {e.module for e in bare_imports}
+    charm_only_self = sum(e.self_us for e in charm_imports if e.module not in bare_names) / 1000
+    status = last.status_sets()[-1] if last.status_sets() else ("", "")
+    return {
+        "hook": HOOK,
+        "runs": plan.hook_runs,
+        "fake_cluster": str(EXAMPLE.relative_to(REPO)),
+        "bare": {"seconds": bare_times, "median_s": median(bare_times), "min_s": min(bare_times)},
+        "charm": {"seconds": charm_times, "median_s": median(charm_times), "min_s": min(charm_times)},
+        "ratio_of_medians": median(charm_times) / median(bare_times),
+        "status": {"name": status[0], "message": status[1]},
+        "tool_calls": {
+            "per_hook": sorted(set(tool_calls)),
+            "by_tool": tool_summary(last),
+            "bare_per_hook": len(last_bare.calls),
+            "bare_by_tool": tool_summary(last_bare),
+        },
+        "api_requests": {"per_hook": sorted(set(api_requests)), "methods": ["GET"]},
+        "imports": {
+            "top": top_imports(charm_imports, bare_imports, IMPORTS_SHOWN, skip=startup_modules()),
+            "charm_only_self_ms": charm_only_self,
+            "charm_only_modules": len({e.module for e in charm_imports} - bare_names),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- 2. one check
+
+
+def one_check(kubeconfig: Path, fake: FakeKube) -> tuple[float, dict[str, Any]]:
+    fake.clear_requests()
+    start = time.perf_counter()
+    client = client_from_kubeconfig(str(kubeconfig), None, timeout=30.0)
+    collector = Collector(client)
+    snapshot = collect(client, collector=collector)
+    report = evaluate(snapshot)
+    elapsed = time.perf_counter() - start
+    client.close()
+    requests = list(fake.requests)
+    only_gets(requests, "the collector")
+    if collector.requests != len(requests):
+        raise RuntimeError(f"collector counted {collector.requests} requests, the server saw {len(requests)}")
+    if snapshot.problems:
+        raise RuntimeError(f"the check met problems: {snapshot.problems}")
+    first = [r for r in requests if "continue" not in r.query]
+    return elapsed, {
+        "requests": len(requests),
+        "first_pages": len(first),
+        "continuation_pages": len(requests) - len(first),
+        "first_page_requests": [request_key(r) for r in first],
+        "verdict": report.verdict.value,
+        "findings": list(report.ids),
+    }
+
+
+def bench_checks(
+    plan: Plan, clusters: Callable[[int], list[dict[str, Any]]], workdir: Path
+) -> dict[str, Any]:
+    sizes: list[dict[str, Any]] = []
+    for index, namespaces in enumerate(plan.sizes):
+        objects = clusters(namespaces)
+        with fake_cluster(objects, workdir) as (fake, kubeconfig):
+            if index == 0:
+                one_check(kubeconfig, fake)  # warm-up: lazy imports, msgspec decoders
+            times: list[float] = []
+            info: dict[str, Any] = {}
+            for _ in range(plan.check_runs):
+                elapsed, info = one_check(kubeconfig, fake)
+                times.append(elapsed)
+        sizes.append(
+            {
+                "namespaces": namespaces,
+                "objects": len(objects),
+                **info,
+                "seconds": times,
+                "median_s": median(times),
+            }
+        )
+    small, large = sizes[0], sizes[-1]
+    return {
+        "shape": "per namespace: 10 pods, 1 NetworkPolicy, half ambient; 200 CiliumNetworkPolicies",
+        "runs": plan.check_runs,
+        "sizes": sizes,
+        "first_pages_identical": small["first_page_requests"] == large["first_page_requests"],
+    }
+
+
+# --------------------------------------------------------------------------- 3. check --manifests
+
+
+def write_yaml(objects: list[dict[str, Any]], path: Path) -> None:
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # yaml.safe_dump, with the C emitter
+    document = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": objects}
+    with path.open("w", encoding="utf-8") as stream:
+        yaml.dump(document, stream, Dumper=dumper, sort_keys=False, allow_unicode=True)
+
+
+def write_json(objects: list[dict[str, Any]], path: Path) -> None:
+    document = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": objects}
+    path.write_text(json.dumps(document, indent=4), encoding="utf-8")  # kubectl -o json indents by 4
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(REPO / "src"), str(REPO), str(REPO / "lib")]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def run_cli(target: Path, runs: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "istio_cilium_compat.cli", "check", "--manifests", str(target)]
+    times: list[float] = []
+    verdict = ""
+    returncode = 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
+        times.append(time.perf_counter() - start)
+        returncode = proc.returncode
+        if returncode not in (0, 1):
+            raise RuntimeError(f"`{' '.join(command)}` exited {returncode}: {proc.stderr.strip()}")
+        match = re.search(r"^Verdict: (\S+)", proc.stdout, re.MULTILINE)
+        verdict = match[1] if match else "?"
+    size = (
+        sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+        if target.is_dir()
+        else target.stat().st_size
+    )
+    return {
+        "path": target.name,
+        "mib": size / 2**20,
+        "seconds": times,
+        "median_s": median(times),
+        "exit_code": returncode,
+        "verdict": verdict,
+    }
+
+
+def bench_manifests(
+    plan: Plan, clusters: Callable[[int], list[dict[str, Any]]], workdir: Path
+) -> dict[str, Any]:
+    objects = clusters(plan.largest)
+    yaml_path, json_path = workdir / "cluster.yaml", workdir / "cluster.json"
+    start = time.perf_counter()
+    write_yaml(objects, yaml_path)
+    yaml_write = time.perf_counter() - start
+    write_json(objects, json_path)
+    return {
+        "namespaces": plan.largest,
+        "objects": len(objects),
+        "runs": plan.cli_runs,
+        "yaml_write_s": yaml_write,
+        "floor": {**run_cli(EXAMPLE, plan.cli_runs), "path": str(EXAMPLE.relative_to(REPO))},
+        "yaml": run_cli(yaml_path, plan.cli_runs),
+        "json": run_cli(json_path, plan.cli_runs),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets(hook: dict[str, Any], checks: dict[str, Any], manifests: dict[str, Any]) -> list[dict[str, Any]]:
+    large = checks["sizes"][-1]
+    small = checks["sizes"][0]
+    n = f"{large['namespaces']:,}"
+    return [
+        {
+            "name": "hook cold start vs bare charm",
+            "figure": f"{hook['ratio_of_medians']:.2f}×",
+            "target": f"≤ {HOOK_RATIO_MAX}×",
+            "pass": hook["ratio_of_medians"] <= HOOK_RATIO_MAX,
+        },
+        {
+            "name": f"requests, {small['namespaces']} vs {n} namespaces",
+            "figure": (
+                f"{small['first_pages']} vs {large['first_pages']} first pages "
+                f"(+{large['continuation_pages']} continuation)"
+            ),
+            "target": "identical apart from continuation pages",
+            "pass": checks["first_pages_identical"],
+        },
+        {
+            "name": f"one check, {n} namespaces",
+            "figure": secs(large["median_s"]),
+            "target": f"< {CHECK_SECONDS_MAX:g} s",
+            "pass": large["median_s"] < CHECK_SECONDS_MAX,
+        },
+        {
+            "name": f"check --manifests, {n} namespaces (YAML)",
+            "figure": secs(manifests["yaml"]["median_s"]),
+            "target": f"< {MANIFESTS_SECONDS_MAX:g} s",
+            "pass": manifests["yaml"]["median_s"] < MANIFESTS_SECONDS_MAX,
+        },
+    ]
+
+
+def print_table(results: dict[str, Any]) -> None:
+    meta, hook = results["meta"], results["hook_cold_start"]
+    checks, manifests = results["check_requests"], results["manifests_check"]
+    out: list[str] = []
+    add = out.append
+    add(f"istio-cilium-compat benchmarks — Python {meta['python']}, ops {meta['ops']}, {meta['mode']} mode")
+    add("")
+    add(f"1. Hook cold start: {hook['hook']}, {hook['runs']} runs each, interleaved   median     min")
+    bare, charm = hook["bare"], hook["charm"]
+    add(
+        f"   bare charm (ops only)                                   {ms(bare['median_s']):>8} {ms(bare['min_s']):>8}"
+    )
+    add(
+        f"   istio-cilium-compat-k8s                                 {ms(charm['median_s']):>8} {ms(charm['min_s']):>8}"
+    )
+    ratio = hook["ratio_of_medians"]
+    add(
+        f"   ratio of medians {ratio:.2f}× (target ≤ {HOOK_RATIO_MAX}×) {verdict_word(ratio <= HOOK_RATIO_MAX)}"
+        f"; extra {ms(charm['median_s'] - bare['median_s'])} per hook"
+    )
+    tools = hook["tool_calls"]
+    by_tool = ", ".join(f"{k} {v}" for k, v in tools["by_tool"].items())
+    add(
+        f"   hook-tool calls: {'/'.join(map(str, tools['per_hook']))} ({by_tool}); bare {tools['bare_per_hook']}"
+    )
+    add(
+        f"   API requests: {'/'.join(map(str, hook['api_requests']['per_hook']))} per hook, GET only;"
+        f" status: {hook['status']['name']} {hook['status']['message']!r}"
+    )
+    imports = hook["imports"]
+    add(
+        f"   imports after start-up (-X importtime in the hook, top {len(imports['top'])}; "
+        f"not in bare: {imports['charm_only_modules']} modules, {imports['charm_only_self_ms']:.0f} ms self)"
+    )
+    add("     module                         cumulative   not in bare  ← largest direct imports")
+    for row in imports["top"]:
+        kids = ", ".join(f"{c['module']} {c['cumulative_ms']:.1f}" for c in row["children"])
+        add(
+            f"     {row['module']:<30} {row['cumulative_ms']:6.1f} ms  {row['new_ms']:6.1f} ms"
+            f"{'  ← ' + kids if kids else ''}"
+        )
+    add("")
+    add(f"2. One check: collect + evaluate, in-process, fresh client, median of {checks['runs']}")
+    add("   namespaces   objects  requests  first pages  continuation      wall  verdict")
+    for size in checks["sizes"]:
+        add(
+            f"   {size['namespaces']:>10,} {size['objects']:>9,} {size['requests']:>9} {size['first_pages']:>12}"
+            f" {size['continuation_pages']:>13} {secs(size['median_s']):>9}  {size['verdict']}"
+        )
+    add("")
+    add(
+        f"3. istio-cilium-compat check --manifests (subprocess), {manifests['namespaces']:,} namespaces,"
+        f" median of {manifests['runs']}"
+    )
+    add("   input                                           size      wall  exit  verdict")
+    for key, label in (
+        ("floor", "example folder (start-up floor)"),
+        ("yaml", "one YAML kind: List"),
+        ("json", "the same as JSON"),
+    ):
+        row = manifests[key]
+        add(
+            f"   {label:<44} {row['mib']:>5.1f} MiB {secs(row['median_s']):>8} {row['exit_code']:>5}  {row['verdict']}"
+        )
+    add(
+        f"   (writing the YAML with the {meta['yaml_dumper']} took {secs(manifests['yaml_write_s'])}; not measured)"
+    )
+    add("")
+    add("Targets")
+    for target in results["targets"]:
+        add(
+            f"   {verdict_word(target['pass'])}  {target['name']:<44} {target['figure']:<40} {target['target']}"
+        )
+    print("\n".join(out), flush=True)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and smaller clusters (a smoke test)")
+    parser.add_argument(
+        "--runs", type=int, metavar="N", help="hook cold-start runs of each charm (default 7)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, metavar="FILE", help="JSON results file")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.runs is not None:
+        if args.runs < 1:
+            parser.error("--runs must be at least 1")
+        plan = Plan(hook_runs=args.runs, sizes=plan.sizes, check_runs=plan.check_runs, cli_runs=plan.cli_runs)
+
+    cache: dict[int, list[dict[str, Any]]] = {}
+
+    def clusters(namespaces: int) -> list[dict[str, Any]]:
+        if namespaces not in cache:
+            cache[namespaces] = big_cluster(namespaces, pods_per_namespace=10, cilium_policies=200)
+        return cache[namespaces]
+
+    import lightkube
+    import ops
+
+    with tempfile.TemporaryDirectory(prefix="icc-bench-") as tmp:
+        workdir = Path(tmp)
+        hook = bench_hook(plan, workdir)
+        checks = bench_checks(plan, clusters, workdir)
+        manifests = bench_manifests(plan, clusters, workdir)
+
+    results: dict[str, Any] = {
+        "meta": {
+            "mode": "quick" if args.quick else "full",
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "ops": ops.__version__,
+            "lightkube": getattr(lightkube, "__version__", "?"),
+            "yaml_dumper": getattr(yaml, "CSafeDumper", yaml.SafeDumper).__name__,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        "hook_cold_start": hook,
+        "check_requests": checks,
+        "manifests_check": manifests,
+    }
+    results["targets"] = targets(hook, checks, manifests)
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

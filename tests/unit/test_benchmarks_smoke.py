@@ -1,0 +1,48 @@
+"""Smoke test of the benchmarks: `benchmarks/run.py --quick` runs and writes its three sections."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Targets" in proc.stdout
+
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert {"hook_cold_start", "check_requests", "manifests_check"} <= results.keys()
+
+    hook = results["hook_cold_start"]
+    assert hook["charm"]["median_s"] > 0 and hook["bare"]["median_s"] > 0
+    assert hook["status"]["name"] == "active"
+    assert hook["api_requests"]["methods"] == ["GET"]
+    assert hook["imports"]["top"]
+
+    sizes = results["check_requests"]["sizes"]
+    assert len(sizes) >= 2
+    small, large = sizes[0], sizes[-1]
+    assert large["namespaces"] > small["namespaces"]
+    # The request count does not grow with the cluster, apart from continuation pages.
+    assert small["first_page_requests"] == large["first_page_requests"]
+    assert small["first_pages"] == large["first_pages"]
+    assert small["continuation_pages"] == 0 < large["continuation_pages"]
+    assert results["check_requests"]["first_pages_identical"] is True
+
+    manifests = results["manifests_check"]
+    for key in ("yaml", "json"):
+        assert manifests[key]["exit_code"] == 0
+        assert manifests[key]["verdict"] == "compatible"
+    assert len(results["targets"]) == 4
