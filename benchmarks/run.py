@@ -217,16 +217,19 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
     with FakeKube.from_paths(EXAMPLE) as fake:
         kubeconfig = fake.write_kubeconfig(workdir / "kubeconfig-example")
         env = {"KUBECONFIG": str(kubeconfig)}
+        # Steady state, as update-status runs on a live unit: each charm keeps its unit
+        # directory (state database, bytecode) from one hook to the next.
+        charm_unit, bare_unit = workdir / "unit-charm", workdir / "unit-bare"
 
         def charm(extra: dict[str, str] | None = None) -> tuple[HookResult, list[RecordedRequest]]:
             fake.clear_requests()
-            result = run_hook(REPO, HOOK, env={**env, **(extra or {})}).assert_ok()
+            result = run_hook(REPO, HOOK, env={**env, **(extra or {})}, unit_dir=charm_unit).assert_ok()
             requests = list(fake.requests)
             only_gets(requests, f"the charm's {HOOK} hook")
             return result, requests
 
         def bare(extra: dict[str, str] | None = None) -> HookResult:
-            return run_hook(BARE_CHARM, HOOK, env={**env, **(extra or {})}).assert_ok()
+            return run_hook(BARE_CHARM, HOOK, env={**env, **(extra or {})}, unit_dir=bare_unit).assert_ok()
 
         # Warm-up (bytecode caches, page cache), not measured.
         bare()

@@ -7,6 +7,10 @@ across all namespaces with server-side selectors, paged in `CHUNK` items.
 Cluster problems never raise: a 403 or an error is recorded on the snapshot, a
 missing CRD (404) means "not installed", and after the first connection failure
 or timeout the remaining reads are skipped instead of each waiting the timeout.
+
+The reads run one after the other on purpose: running them in threads crashed the
+process (SIGSEGV in lightkube's msgspec list decoder, built on first use by two
+threads at once; reproduced 9 times in 20 hooks with 4 workers).
 """
 
 from __future__ import annotations
