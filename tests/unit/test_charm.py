@@ -45,20 +45,20 @@ DEFAULT_DENY = "default-deny-without-probe-allowance"
 EXPECTED: dict[str, Expected] = {
     BROKEN: Expected(
         testing.BlockedStatus,
-        "CIC001: Cilium socket LB bypasses ztunnel: set bpf-lb-sock-hostns-only=true (+2 more); "
+        "CIC001: Cilium socket LB bypasses ztunnel: set bpf-lb-sock-hostns-only=true (+3 more); "
         "run check-compatibility",
         "incompatible",
-        frozenset({"cic001", "cic002", "cic004"}),
+        frozenset({"cic001", "cic002", "cic004", "cic019"}),
     ),
     RECOMMENDED: Expected(
         testing.ActiveStatus,
-        "Cilium 1.17.9: compatible with Istio ambient (17 checks)",
+        "Cilium 1.17.9: compatible with Istio ambient (19 checks)",
         "compatible",
         frozenset(),
     ),
     SOCKETLB_OFF: Expected(
         testing.ActiveStatus,
-        "Cilium 1.16.12: compatible with Istio ambient (17 checks)",
+        "Cilium 1.16.12: compatible with Istio ambient (19 checks)",
         "compatible",
         frozenset({"cic001"}),
     ),

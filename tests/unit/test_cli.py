@@ -34,7 +34,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert code == 1
     assert data["verdict"] == "incompatible"
-    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004"]
+    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004", "CIC019"]
     for finding in data["findings"]:
         assert set(finding) == {"id", "severity", "summary", "detail", "evidence", "fix"}
         assert all(set(e) == {"object", "key", "value", "note"} for e in finding["evidence"])
@@ -55,7 +55,7 @@ def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ERROR   CIC001  Cilium socket LB bypasses ztunnel" in out
     assert "evidence: bpf-lb-sock-hostns-only = (absent) in ConfigMap kube-system/cilium-config" in out
     assert "fix:" in out
-    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 0 warnings, 0 info; 17 checks)")
+    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 1 warning, 0 info; 19 checks)")
 
 
 def test_text_output_neutralises_control_characters(
@@ -110,7 +110,7 @@ def test_checks_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "checks")
     assert code == 0
     assert out.splitlines()[0].startswith("CIC001  error")
-    assert len(out.splitlines()) == 17
+    assert len(out.splitlines()) == 19
 
 
 def test_console_script_in_a_fresh_process() -> None:

@@ -163,7 +163,7 @@ def test_cli_against_a_live_cluster(tmp_path: Path, capsys: pytest.CaptureFixtur
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
         assert main(["check", "--kubeconfig", kubeconfig, "-o", "json"]) == 1
         data = json.loads(capsys.readouterr().out)
-        assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004"]
+        assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004", "CIC019"]
     with FakeKube.from_paths(EXAMPLES / "canonical-k8s-recommended") as fake:
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig2"))
         assert main(["check", "--kubeconfig", kubeconfig]) == 0

@@ -24,6 +24,7 @@ from tests.clusters import (
     node_config,
     peer_auth,
     without,
+    ztunnel,
 )
 
 E, W, INF = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -38,6 +39,11 @@ PROBE_ALLOW = ccnp(
         "enableDefaultDeny": {"ingress": False},
     },
 )
+
+
+def not_ready(daemonset: Obj) -> Obj:
+    daemonset["status"]["numberReady"] = 1
+    return daemonset
 
 
 def no_mesh_pa(objects: list[Obj]) -> list[Obj]:
@@ -245,7 +251,11 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
             cnp(
                 "bookinfo",
                 "probes",
-                {"endpointSelector": {}, "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16"}]}]},
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromCIDRSet": [{"cidr": "169.254.0.0/16"}]}],
+                    "enableDefaultDeny": {"ingress": False},
+                },
             ),
         ],
         [],
@@ -272,7 +282,15 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         [
             *healthy(),
             network_policy("bookinfo", "deny", DENY_ALL),
-            cnp("other", "probes", {"endpointSelector": {}, "ingress": [{"fromCIDR": ["169.254.7.127/32"]}]}),
+            cnp(
+                "other",
+                "probes",
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromCIDR": ["169.254.7.127/32"]}],
+                    "enableDefaultDeny": {"ingress": False},
+                },
+            ),
         ],
         [("CIC005", W)],
         OK,
@@ -372,6 +390,53 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         ],
         [("CIC006", E)],
         BAD,
+    ),
+    (
+        "probe allowance without enableDefaultDeny isolates every pod it selects",
+        [
+            *healthy(),
+            ccnp("probes", {"endpointSelector": {}, "ingress": [{"fromCIDR": ["169.254.7.127/32"]}]}),
+        ],
+        [("CIC018", E)],
+        BAD,
+    ),
+    (
+        "enableDefaultDeny is not honoured before Cilium 1.16",
+        [
+            *without(healthy(), "DaemonSet", "cilium"),
+            cilium_agent(image="quay.io/cilium/cilium:v1.15.6"),
+            PROBE_ALLOW,
+        ],
+        [("CIC018", E)],
+        BAD,
+    ),
+    (
+        "a policy with other rules besides the probe allowance is not a probe policy",
+        [
+            *healthy(),
+            cnp(
+                "bookinfo",
+                "app",
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromCIDR": ["169.254.7.127/32"]}, {"fromEndpoints": [{}]}],
+                },
+            ),
+        ],
+        [],
+        OK,
+    ),
+    (
+        "ztunnel not ready everywhere",
+        [*without(healthy(), "DaemonSet", "ztunnel"), not_ready(ztunnel())],
+        [("CIC019", W)],
+        OK,
+    ),
+    (
+        "istio-cni not ready everywhere",
+        [*without(healthy(), "DaemonSet", "istio-cni-node"), not_ready(istio_cni())],
+        [("CIC019", W)],
+        OK,
     ),
     ("no cilium-config", without(healthy(), "ConfigMap"), [("CIC007", W)], UNKNOWN),
     ("no ztunnel: pre-flight", without(healthy(), "DaemonSet", "ztunnel"), [("CIC008", INF)], OK),

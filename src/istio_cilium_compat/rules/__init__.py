@@ -50,6 +50,12 @@ CATALOGUE: tuple[Check, ...] = (
     ),
     Check("CIC016", Severity.WARNING, "Several cilium-config ConfigMaps: says which one was checked"),
     Check("CIC017", Severity.WARNING, "Namespace istio.io/dataplane-mode label with an unknown value"),
+    Check(
+        "CIC018",
+        Severity.ERROR,
+        "Probe-allowance policy without enableDefaultDeny.ingress=false isolates pods",
+    ),
+    Check("CIC019", Severity.WARNING, "ztunnel or istio-cni-node not ready on every node"),
 )
 
 _SIMPLE: tuple[Callable[[Facts], Finding | None], ...] = (
@@ -68,6 +74,8 @@ _SIMPLE: tuple[Callable[[Facts], Finding | None], ...] = (
     access.unreadable,
     cilium.several_configs,
     istio.odd_enrollment,
+    policies.probe_policy_isolates,
+    istio.not_ready,
 )
 
 

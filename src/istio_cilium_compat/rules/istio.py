@@ -12,6 +12,7 @@ from .facts import (
     capped,
     object_name,
 )
+from .fixes import sh
 
 # Volume names in the cilium agent and istio-cni-node DaemonSets (upstream charts and istio-k8s).
 CILIUM_DIRS = {"conf": "etc-cni-netd", "bin": "cni-path"}
@@ -119,4 +120,32 @@ def odd_enrollment(facts: Facts) -> Finding | None:
         detail="Only 'ambient' enrolls a namespace; a typo leaves its traffic outside the mesh.",
         evidence=capped(evidence, "more namespaces"),
         fix="kubectl label namespace <name> istio.io/dataplane-mode=ambient --overwrite",
+    )
+
+
+def not_ready(facts: Facts) -> Finding | None:
+    """CIC019: a node without a ready ztunnel or istio-cni does not capture (or breaks) ambient pods."""
+    lagging = [ds for ds in (facts.ztunnel, facts.istio_cni) if ds is not None and ds.ready < ds.desired]
+    if not lagging:
+        return None
+    evidence = [
+        Evidence(
+            object=object_name("DaemonSet", ds.namespace, ds.name),
+            key="status.numberReady",
+            value=str(ds.ready),
+            note=f"of {ds.desired} scheduled",
+        )
+        for ds in lagging
+    ]
+    looks = "\n".join(f"kubectl -n {sh(ds.namespace)} describe daemonset/{sh(ds.name)}" for ds in lagging)
+    return Finding(
+        id="CIC019",
+        severity=Severity.WARNING,
+        summary="ztunnel or istio-cni-node is not ready on every node: ambient pods there are not served",
+        detail=(
+            "Without istio-cni on a node, pods starting there are not captured; without ztunnel, ambient "
+            "pods there lose mesh connectivity. CIC004 (CNI directories) is the usual cause on Cilium."
+        ),
+        evidence=tuple(evidence),
+        fix=f"Fix CIC004 first if it holds; then see why the pods are not ready:\n{looks}",
     )

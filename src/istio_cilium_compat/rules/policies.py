@@ -86,21 +86,20 @@ def _covers_probe(cidr: object) -> bool:
         return False
 
 
+def _rule_admits_probe(rule: Mapping[str, Any]) -> bool:
+    """One ingress rule admitting 169.254.7.127: fromCIDR, fromCIDRSet minus except, world/all."""
+    if any(_covers_probe(c) for c in as_list(rule.get("fromCIDR"))):
+        return True
+    for item in as_list(rule.get("fromCIDRSet")):
+        item = as_map(item)
+        if _covers_probe(item.get("cidr")) and not any(_covers_probe(e) for e in as_list(item.get("except"))):
+            return True
+    return bool({"world", "all"} & {as_str(e) for e in as_list(rule.get("fromEntities"))})
+
+
 def allows_probes(spec: Mapping[str, Any]) -> bool:
-    """An ingress rule admitting 169.254.7.127 (fromCIDR, fromCIDRSet minus except, world/all)."""
-    for rule in as_list(spec.get("ingress")):
-        rule = as_map(rule)
-        if any(_covers_probe(c) for c in as_list(rule.get("fromCIDR"))):
-            return True
-        for item in as_list(rule.get("fromCIDRSet")):
-            item = as_map(item)
-            if _covers_probe(item.get("cidr")) and not any(
-                _covers_probe(e) for e in as_list(item.get("except"))
-            ):
-                return True
-        if {"world", "all"} & {as_str(e) for e in as_list(rule.get("fromEntities"))}:
-            return True
-    return False
+    """Some ingress rule of the spec admits the probe source."""
+    return any(_rule_admits_probe(as_map(rule)) for rule in as_list(spec.get("ingress")))
 
 
 def _probe_allowed_in(facts: Facts) -> set[str]:
@@ -287,4 +286,60 @@ def hbone_port_blocked(facts: Facts) -> Finding | None:
         detail="In ambient, traffic between meshed pods arrives as HBONE on port 15008/TCP, not on the app port.",
         evidence=capped(evidence, "more policies"),
         fix="Add port 15008/TCP wherever application ports are allowed into ambient pods.",
+    )
+
+
+def _only_probe_rules(spec: Mapping[str, Any]) -> bool:
+    """Every ingress rule is a CIDR allowance of the probe source: a probe policy."""
+    rules = [as_map(r) for r in as_list(spec.get("ingress"))]
+    return bool(rules) and all(
+        not set(rule) - {"fromCIDR", "fromCIDRSet", "toPorts"} and _rule_admits_probe(rule) for rule in rules
+    )
+
+
+def probe_policy_isolates(facts: Facts) -> Finding | None:
+    """CIC018: the probe allowance itself puts every pod it selects into ingress default-deny."""
+    if facts.views and (facts.views[0].raw("enable-policy") or "").lower() == "always":
+        return None  # every endpoint is default-deny anyway: the policy isolates nothing more
+    old = facts.version is not None and facts.version[:2] < (1, 16)
+    evidence = []
+    for policy in facts.snapshot.policies:
+        if policy.kind not in CILIUM_KINDS:
+            continue
+        for spec in policy.specs:
+            if not _only_probe_rules(spec):
+                continue
+            deny = as_map(spec.get("enableDefaultDeny")).get("ingress")
+            if deny is False and not old:
+                continue
+            why = (
+                "enableDefaultDeny is honoured from Cilium 1.16 only"
+                if old and deny is False
+                else "no enableDefaultDeny: {ingress: false}"
+            )
+            evidence.append(
+                Evidence(
+                    object=policy_name(policy),
+                    key="enableDefaultDeny.ingress",
+                    value=as_str(deny) or None,
+                    note=why,
+                )
+            )
+            break
+    if not evidence:
+        return None
+    return Finding(
+        id="CIC018",
+        severity=Severity.ERROR,
+        summary="The 169.254.7.127 probe policy puts every pod it selects into ingress default-deny",
+        detail=(
+            "A Cilium policy with ingress rules makes its endpoints default-deny for ingress unless "
+            "enableDefaultDeny.ingress is false (Cilium ≥ 1.16): a probe allowance for all pods then blocks "
+            "every other connection to them."
+        ),
+        evidence=capped(evidence, "more policies"),
+        fix=(
+            "Add enableDefaultDeny: {ingress: false, egress: false} to the policy (Cilium ≥ 1.16); on older "
+            "Cilium, delete it and add fromCIDR 169.254.7.127/32 to the policies that already isolate the pods."
+        ),
     )
