@@ -19,7 +19,11 @@ def main() -> int:
         print(f"\n{title:=^100}")
         print(f"$ istio-cilium-compat check --manifests examples/{folder.name}")
         result = subprocess.run(
-            ["istio-cilium-compat", "check", "--manifests", str(folder)], check=False, text=True, capture_output=True
+            ["istio-cilium-compat", "check", "--manifests", f"examples/{folder.name}"],
+            check=False,
+            text=True,
+            capture_output=True,
+            cwd=EXAMPLES.parent,
         )
         sys.stdout.write(result.stdout)
         sys.stdout.write(result.stderr)
