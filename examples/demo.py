@@ -10,6 +10,7 @@ EXAMPLES = Path(__file__).resolve().parent
 
 
 def main() -> int:
+    """Check each example folder; a non-zero exit only when an input could not be read."""
     folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     if not folders:
         print("no example clusters found", file=sys.stderr)
