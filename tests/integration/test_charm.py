@@ -1,8 +1,8 @@
 """Deploy istio-k8s and this charm on a live Juju controller, integrate them, run both actions.
 
 Run with `tox -e integration` (pytest<9, pytest-operator). Without a reachable Juju
-controller (no `juju` binary, or no current controller) the whole module is skipped at
-import, before pytest-operator's fixtures try to connect. Set CHARM_PATH to a packed
+controller (no `juju` binary, or no current controller) every test is skipped with the
+reason, before pytest-operator's fixtures try to connect. Set CHARM_PATH to a packed
 `.charm` to skip `charmcraft pack` (which needs LXD), and ISTIO_K8S_CHANNEL to pick the
 istio-k8s channel (default dev/edge, where istio-k8s's main branch is released).
 """
@@ -44,9 +44,15 @@ def _controller_problem() -> str | None:
 
 
 _PROBLEM = _controller_problem()
-if _PROBLEM:
-    pytest.skip(f"integration tests need a Juju controller: {_PROBLEM}", allow_module_level=True)
-pytest.importorskip("pytest_operator", reason="integration tests need pytest-operator (tox -e integration)")
+# Each test is collected and skipped with the reason (pytest then exits 0, not 5 "no tests"),
+# before pytest-operator's fixtures try to connect.
+pytestmark = pytest.mark.skipif(
+    bool(_PROBLEM), reason=f"integration tests need a Juju controller: {_PROBLEM}"
+)
+if not _PROBLEM:
+    pytest.importorskip(
+        "pytest_operator", reason="integration tests need pytest-operator (tox -e integration)"
+    )
 
 if TYPE_CHECKING:
     from pytest_operator.plugin import OpsTest  # pyright: ignore[reportMissingImports]
