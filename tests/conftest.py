@@ -21,9 +21,9 @@ def fake_kube() -> Iterator[FakeKube]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say how many generated cases the property tests tried (issue: hostile clusters)."""
+    """Say how many generated and corpus cases were tried (hostile clusters)."""
     from tests.properties import CASES
 
     if CASES:
         parts = ", ".join(f"{name}: {count}" for name, count in sorted(CASES.items()))
-        terminalreporter.write_line(f"property cases tried: {sum(CASES.values())} ({parts})")
+        terminalreporter.write_line(f"cases tried: {sum(CASES.values())} ({parts})")

@@ -26,6 +26,7 @@ from istio_cilium_compat.rules import evaluate
 from istio_cilium_compat.snapshot import Snapshot
 from tests.corpus import BY_NAME, CASES, LONG, Case, Message, StatusKind, api_down
 from tests.fakekube import FakeKube, RecordedRequest
+from tests.properties import tried
 
 CLIENT_TIMEOUT = 2.0
 """Per-request timeout of the test's client; the slow-server case delays far longer."""
@@ -86,6 +87,7 @@ def test_corpus_size_and_names() -> None:
 
 @pytest.mark.parametrize("case", API_CASES)
 def test_via_fake_api(case: Case, tmp_path: Path) -> None:
+    tried("corpus clusters via the fake API")
     snapshot, requests = read_cluster(case, tmp_path)
     report = evaluate(snapshot)
 
@@ -124,6 +126,7 @@ def check_manifests(
 
 @pytest.mark.parametrize("case", MANIFEST_CASES)
 def test_via_manifests(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tried("corpus clusters via manifests")
     code, out, err = check_manifests(case, tmp_path, capsys, "-o", "json")
 
     data = json.loads(out)

@@ -221,3 +221,53 @@ def test_cli_any_file(tmp_path_factory: pytest.TempPathFactory, content: bytes) 
         json.loads(out.getvalue())
     else:
         assert err.getvalue().count("\n") == 1
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=24
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(namespace_name=names, release=names, agent=names)
+def test_rendered_output_keeps_cluster_strings_quoted(
+    tmp_path_factory: pytest.TempPathFactory, namespace_name: str, release: str, agent: str
+) -> None:
+    """Whatever the names, every script parses and runs the commands with the names as single words."""
+    from istio_cilium_compat.render import TARGETS, render
+    from tests.clusters import cilium_agent, configmap
+    from tests.unit.test_render import bash_syntax_ok, run_script
+
+    tried("render with arbitrary names")
+    objects = [
+        o for o in healthy(bpf_lb_sock_hostns_only=None) if o["kind"] not in ("ConfigMap", "DaemonSet")
+    ]
+    agent_ds = cilium_agent(namespace=namespace_name)
+    agent_ds["metadata"]["name"] = agent
+    data = {**healthy()[0]["data"], "bpf-lb-sock-hostns-only": "false"}
+    annotations = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace_name}
+    objects += [
+        configmap(
+            data,
+            namespace=namespace_name,
+            labels={"app.kubernetes.io/managed-by": "Helm"},
+            annotations=annotations,
+        ),
+        agent_ds,
+        *[o for o in healthy() if o["kind"] == "DaemonSet" and o["metadata"]["name"] != "cilium"],
+    ]
+    snapshot = build_snapshot(objects)
+    report = evaluate(snapshot)
+    workdir = tmp_path_factory.mktemp("render")
+    for target in TARGETS:
+        rendered = render(snapshot, report, target=target, scope="changes")
+        bash_syntax_ok(rendered.apply)
+        calls = [c.argv for c in run_script(rendered.apply, workdir / target)]
+        assert not [a for a in calls if a[0] in ("touch", "NOT-FOUND")], calls
+        if target in ("configmap-patch", "helm"):
+            namespaced = [a for a in calls if a[0] == "kubectl"]
+            assert namespaced and all(a[1:3] == ("-n", namespace_name) for a in namespaced), calls
+            assert ("rollout", "restart", f"daemonset/{agent}") in {tuple(a[3:6]) for a in namespaced}
+        if target == "helm":
+            helm = next(a for a in calls if a[0] == "helm")
+            assert release in helm and namespace_name in helm, helm
