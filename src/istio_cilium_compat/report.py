@@ -199,11 +199,9 @@ def _fit(text: str, limit: int = STATUS_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def status_line(report: Report, action: str = "check-compatibility", warnings_block: bool = False) -> str:
+def status_line(report: Report, action: str = "check-compatibility") -> str:
     """One line for `juju status`: the worst finding, how many more, and what to run."""
-    problems: Sequence[Finding] = [
-        f for f in report.ordered if f.severity is not Severity.INFO or f.id in UNKNOWN_IDS
-    ]
+    problems: Sequence[Finding] = [f for f in report.ordered if f.severity is not Severity.INFO]
     if not problems:
         version = report.cilium.get("version")
         subject = f"Cilium {version}" if version else "Cilium"

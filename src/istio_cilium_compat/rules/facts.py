@@ -6,8 +6,7 @@ Computed once per evaluation so that each rule stays a short, pure function.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from ..report import Evidence
@@ -134,7 +133,6 @@ class Facts:
     """A snapshot plus what the rules derive from it, computed once."""
 
     snapshot: Snapshot
-    _cache: dict[str, object] = field(default_factory=dict)
 
     @cached_property
     def config(self) -> CiliumConfig | None:
@@ -288,8 +286,3 @@ def capped(evidence: list[Evidence], what: str = "more") -> tuple[Evidence, ...]
         return tuple(evidence)
     rest = len(evidence) - EVIDENCE_LIMIT
     return (*evidence[:EVIDENCE_LIMIT], Evidence(object=f"… and {rest} {what}"))
-
-
-def first_line_summary(mapping: Mapping[str, str]) -> str:
-    """Compact `k=v` list for evidence notes."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
