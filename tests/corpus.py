@@ -45,7 +45,7 @@ from tests.fakekube import FakeKube
 StatusKind = Literal["active", "blocked", "waiting"]
 Verdict = Literal["compatible", "incompatible", "unknown"]
 
-CHECKS = 19
+CHECKS = 21
 """Checks in the catalogue: the active status says how many were run."""
 RUN = "; run check-compatibility"
 TRUST = "; run: juju trust istio-cilium-compat-k8s --scope=cluster"

@@ -52,13 +52,13 @@ EXPECTED: dict[str, Expected] = {
     ),
     RECOMMENDED: Expected(
         testing.ActiveStatus,
-        "Cilium 1.17.9: compatible with Istio ambient (19 checks)",
+        "Cilium 1.17.9: compatible with Istio ambient (21 checks)",
         "compatible",
         frozenset(),
     ),
     SOCKETLB_OFF: Expected(
         testing.ActiveStatus,
-        "Cilium 1.16.12: compatible with Istio ambient (19 checks)",
+        "Cilium 1.16.12: compatible with Istio ambient (21 checks)",
         "compatible",
         frozenset({"cic001"}),
     ),

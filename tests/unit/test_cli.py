@@ -55,7 +55,7 @@ def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ERROR   CIC001  Cilium socket LB bypasses ztunnel" in out
     assert "evidence: bpf-lb-sock-hostns-only = (absent) in ConfigMap kube-system/cilium-config" in out
     assert "fix:" in out
-    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 1 warning, 0 info; 19 checks)")
+    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 1 warning, 0 info; 21 checks)")
 
 
 def test_text_output_neutralises_control_characters(
@@ -110,7 +110,7 @@ def test_checks_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "checks")
     assert code == 0
     assert out.splitlines()[0].startswith("CIC001  error")
-    assert len(out.splitlines()) == 19
+    assert len(out.splitlines()) == 21
 
 
 def test_console_script_in_a_fresh_process() -> None:

@@ -41,6 +41,21 @@ PROBE_ALLOW = ccnp(
 )
 
 
+def host_network_cni(dns_policy: str | None) -> Obj:
+    ds = istio_cni()
+    pod_spec = ds["spec"]["template"]["spec"]
+    pod_spec["hostNetwork"] = True
+    if dns_policy:
+        pod_spec["dnsPolicy"] = dns_policy
+    return ds
+
+
+def old_ztunnel(image: str) -> Obj:
+    ds = ztunnel()
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    return ds
+
+
 def not_ready(daemonset: Obj) -> Obj:
     daemonset["status"]["numberReady"] = 1
     return daemonset
@@ -437,6 +452,38 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         [*without(healthy(), "DaemonSet", "istio-cni-node"), not_ready(istio_cni())],
         [("CIC019", W)],
         OK,
+    ),
+    (
+        "istio-cni on the host network with the default dnsPolicy under kube-proxy replacement",
+        [*without(healthy(), "DaemonSet", "istio-cni-node"), host_network_cni("ClusterFirst")],
+        [("CIC020", W)],
+        OK,
+    ),
+    (
+        "istio-cni on the host network with ClusterFirstWithHostNet",
+        [*without(healthy(), "DaemonSet", "istio-cni-node"), host_network_cni("ClusterFirstWithHostNet")],
+        [],
+        OK,
+    ),
+    (
+        "istio-cni dnsPolicy does not matter without kube-proxy replacement",
+        [
+            *without(
+                healthy(kube_proxy_replacement="false", bpf_lb_sock="false"), "DaemonSet", "istio-cni-node"
+            ),
+            host_network_cni(None),
+        ],
+        [("CIC001", INF)],
+        OK,
+    ),
+    (
+        "Istio before 1.21 does not support Cilium in ambient",
+        [
+            *without(healthy(), "DaemonSet", "ztunnel"),
+            old_ztunnel("docker.io/istio/ztunnel:1.20.3-distroless"),
+        ],
+        [("CIC021", E)],
+        BAD,
     ),
     ("no cilium-config", without(healthy(), "ConfigMap"), [("CIC007", W)], UNKNOWN),
     ("no ztunnel: pre-flight", without(healthy(), "DaemonSet", "ztunnel"), [("CIC008", INF)], OK),

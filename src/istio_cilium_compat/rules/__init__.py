@@ -56,6 +56,10 @@ CATALOGUE: tuple[Check, ...] = (
         "Probe-allowance policy without enableDefaultDeny.ingress=false isolates pods",
     ),
     Check("CIC019", Severity.WARNING, "ztunnel or istio-cni-node not ready on every node"),
+    Check(
+        "CIC020", Severity.WARNING, "istio-cni-node on the host network without ClusterFirstWithHostNet (KPR)"
+    ),
+    Check("CIC021", Severity.ERROR, "Istio older than 1.21: ambient does not support Cilium"),
 )
 
 _SIMPLE: tuple[Callable[[Facts], Finding | None], ...] = (
@@ -76,6 +80,8 @@ _SIMPLE: tuple[Callable[[Facts], Finding | None], ...] = (
     istio.odd_enrollment,
     policies.probe_policy_isolates,
     istio.not_ready,
+    istio.cni_dns_policy,
+    istio.istio_too_old,
 )
 
 

@@ -11,6 +11,7 @@ from .facts import (
     Facts,
     capped,
     object_name,
+    parse_version,
 )
 from .fixes import sh
 
@@ -148,4 +149,58 @@ def not_ready(facts: Facts) -> Finding | None:
         ),
         evidence=tuple(evidence),
         fix=f"Fix CIC004 first if it holds; then see why the pods are not ready:\n{looks}",
+    )
+
+
+def cni_dns_policy(facts: Facts) -> Finding | None:
+    """CIC020: istio-cni on the host network resolves names through the node, not the cluster."""
+    istio = facts.istio_cni
+    if istio is None or not istio.host_network or istio.dns_policy == "ClusterFirstWithHostNet":
+        return None
+    kpr = facts.views[0].bool("kube-proxy-replacement") if facts.views else None
+    if kpr is None or kpr.value is not True:
+        return None
+    return Finding(
+        id="CIC020",
+        severity=Severity.WARNING,
+        summary="istio-cni-node uses the host network without dnsPolicy ClusterFirstWithHostNet",
+        detail=(
+            "With Cilium's kube-proxy replacement, istio-cni on the host network may fail to resolve the "
+            "Kubernetes API server through the node's DNS (istio/istio#53861, fixed in Istio 1.24's chart)."
+        ),
+        evidence=(
+            Evidence(
+                object=object_name("DaemonSet", istio.namespace, istio.name),
+                key="spec.template.spec.dnsPolicy",
+                value=istio.dns_policy or None,
+                note="hostNetwork: true" + ("" if istio.dns_policy else "; absent means ClusterFirst"),
+            ),
+            kpr.evidence("kube-proxy replacement on"),
+        ),
+        fix="Set dnsPolicy: ClusterFirstWithHostNet on istio-cni-node (Istio ≥ 1.24 charts do), or upgrade Istio.",
+    )
+
+
+def _istio_version(facts: Facts) -> tuple[tuple[int, int, int], str] | None:
+    for ds in (facts.ztunnel, facts.istio_cni):
+        for image in ds.images if ds else ():
+            version = parse_version(image)
+            if version:
+                return version, image
+    return None
+
+
+def istio_too_old(facts: Facts) -> Finding | None:
+    """CIC021: before 1.21, Istio ambient did not work on Cilium at all."""
+    found = _istio_version(facts)
+    if found is None or found[0][:2] >= (1, 21) or facts.config is None:
+        return None
+    version, image = found
+    return Finding(
+        id="CIC021",
+        severity=Severity.ERROR,
+        summary=f"Istio {'.'.join(map(str, version))} ambient does not work with Cilium: use Istio 1.21 or newer",
+        detail="Istio ambient supports every CNI, Cilium included, from 1.21: earlier redirection breaks on Cilium.",
+        evidence=(Evidence(object=image, note="Istio version from the image tag"),),
+        fix="Upgrade Istio to 1.21 or newer (Charmed Istio: juju refresh istio-k8s to a current channel).",
     )
