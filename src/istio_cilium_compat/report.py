@@ -205,6 +205,10 @@ def status_line(report: Report, action: str = "check-compatibility") -> str:
     if not problems:
         version = report.cilium.get("version")
         subject = f"Cilium {version}" if version else "Cilium"
+        if any(f.id == "CIC008" for f in report.findings):  # no ztunnel: say it was a pre-flight
+            return _fit(
+                f"{subject}: ready for Istio ambient, ztunnel not found ({len(report.checks)} checks)"
+            )
         return _fit(f"{subject}: compatible with Istio ambient ({len(report.checks)} checks)")
     worst = problems[0]
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -674,3 +674,14 @@ def test_catalogue_ids_are_unique_and_cover_findings() -> None:
     assert ids[:13] == [f"CIC{n:03d}" for n in range(1, 14)]
     emitted = {f.id for case in CASES for f in evaluate(build_snapshot(case[1])).findings}
     assert emitted <= set(ids)
+
+
+def test_status_line_says_pre_flight_without_ztunnel() -> None:
+    from istio_cilium_compat.report import status_line
+
+    report = evaluate(build_snapshot(without(healthy(), "DaemonSet", "ztunnel")))
+    assert status_line(report) == "Cilium 1.17.4: ready for Istio ambient, ztunnel not found (21 checks)"
+    assert (
+        status_line(evaluate(build_snapshot(healthy())))
+        == "Cilium 1.17.4: compatible with Istio ambient (21 checks)"
+    )
