@@ -21,6 +21,7 @@ from ops import testing
 import charm
 import istio_cilium_compat.collect as kube
 from charm import IstioCiliumCompatCharm
+from tests.corpus import RESOURCES
 from tests.fakekube import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]
@@ -425,17 +426,7 @@ def test_nothing_readable_fails_the_actions(
     collect_calls: list[dict[str, Any]],
 ) -> None:
     with FakeKube.from_paths(EXAMPLES / RECOMMENDED) as fake:
-        for plural, group in [
-            ("configmaps", ""),
-            ("daemonsets", "apps"),
-            ("pods", ""),
-            ("namespaces", ""),
-            ("networkpolicies", "networking.k8s.io"),
-            ("ciliumnodeconfigs", "cilium.io"),
-            ("ciliumnetworkpolicies", "cilium.io"),
-            ("ciliumclusterwidenetworkpolicies", "cilium.io"),
-            ("peerauthentications", "security.istio.io"),
-        ]:
+        for plural, group in RESOURCES:
             fake.forbid(plural, group)
         use_kube(fake)
         out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
