@@ -153,3 +153,25 @@ def test_render_refuses_without_cilium_config(tmp_path: Path, capsys: pytest.Cap
     assert code == 2
     assert out == ""
     assert err == "error: no cilium-config was read, nothing to render (CIC007, CIC008)\n"
+
+
+def test_alias_bomb_and_oversized_file_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "check", "--manifests", str(bomb))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {bomb}") and "alias" in err and err.count("\n") == 1
+
+    from istio_cilium_compat import manifests
+
+    monkeypatch.setattr(manifests, "MAX_FILE_BYTES", 1000)
+    big = tmp_path / "big.yaml"
+    big.write_text("a: " + "x" * 2000 + "\n")
+    code, out, err = run(capsys, "check", "--manifests", str(big))
+    assert (code, out) == (2, "")
+    assert err == f"error: {big}: file is 2004 bytes, over the 1000-byte limit\n"
