@@ -51,7 +51,7 @@ from istio_cilium_compat.collect import Collector, client_from_kubeconfig, colle
 from istio_cilium_compat.rules import evaluate  # noqa: E402
 from tests.bigcluster import big_cluster  # noqa: E402
 from tests.fakekube import FakeKube, RecordedRequest  # noqa: E402
-from tests.harness import HookResult, run_hook  # noqa: E402
+from tests.harness import HookResult, HookState, RelationState, run_hook  # noqa: E402
 
 BARE_CHARM = REPO / "benchmarks" / "bare_charm"
 EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
@@ -220,16 +220,31 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
         # Steady state, as update-status runs on a live unit: each charm keeps its unit
         # directory (state database, bytecode) from one hook to the next.
         charm_unit, bare_unit = workdir / "unit-charm", workdir / "unit-bare"
+        # As deployed: integrated with istio-k8s, which has published its root namespace.
+        state = HookState(
+            relations=[
+                RelationState(
+                    id="istio-metadata:7",
+                    remote_app="istio-k8s",
+                    remote_units=["istio-k8s/0"],
+                    remote_app_data={"root_namespace": "istio-system"},
+                )
+            ]
+        )
 
         def charm(extra: dict[str, str] | None = None) -> tuple[HookResult, list[RecordedRequest]]:
             fake.clear_requests()
-            result = run_hook(REPO, HOOK, env={**env, **(extra or {})}, unit_dir=charm_unit).assert_ok()
+            result = run_hook(
+                REPO, HOOK, state=state, env={**env, **(extra or {})}, unit_dir=charm_unit
+            ).assert_ok()
             requests = list(fake.requests)
             only_gets(requests, f"the charm's {HOOK} hook")
             return result, requests
 
         def bare(extra: dict[str, str] | None = None) -> HookResult:
-            return run_hook(BARE_CHARM, HOOK, env={**env, **(extra or {})}, unit_dir=bare_unit).assert_ok()
+            return run_hook(
+                BARE_CHARM, HOOK, state=state, env={**env, **(extra or {})}, unit_dir=bare_unit
+            ).assert_ok()
 
         # Warm-up (bytecode caches, page cache), not measured.
         bare()

@@ -1,0 +1,52 @@
+"""The charm as Juju runs it (fresh process per hook), where per-hook costs are visible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fakekube import FakeKube
+from tests.harness import HookState, RelationState, run_hook
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
+COMPATIBLE = "Cilium 1.17.9: compatible with Istio ambient (21 checks)"
+MOVED = "CIC008: No ztunnel in Istio root namespace istio-mesh (from relation); it runs elsewhere; run check-compatibility"
+
+
+def imported(stderr: str, module: str) -> bool:
+    """Whether `-X importtime` output (PYTHONPROFILEIMPORTTIME) shows `module` imported."""
+    return any(line.rsplit("|", 1)[-1].strip() == module for line in stderr.splitlines() if "|" in line)
+
+
+def test_relation_data_is_parsed_only_when_it_changes(tmp_path: Path) -> None:
+    """pydantic (via the istio-metadata library) costs ~0.1 s: pay it only for new relation data."""
+    relation = RelationState(
+        id="istio-metadata:7",
+        remote_app="istio-k8s",
+        remote_units=["istio-k8s/0"],
+        remote_app_data={"root_namespace": "istio-system"},
+    )
+    state = HookState(relations=[relation])
+    unit = tmp_path / "unit"
+    with FakeKube.from_paths(EXAMPLE) as fake:
+        env = {
+            "KUBECONFIG": str(fake.write_kubeconfig(tmp_path / "kubeconfig")),
+            "PYTHONPROFILEIMPORTTIME": "1",
+        }
+
+        def hook(name: str, hook_state: HookState, status: str = COMPATIBLE) -> str:
+            target = "istio-metadata:7" if "relation" in name else None
+            result = run_hook(REPO, name, state=hook_state, env=env, unit_dir=unit, relation=target)
+            result.assert_ok()
+            assert result.status_sets()[-1] == ("active", status)
+            return result.stderr
+
+        assert imported(hook("istio-metadata-relation-changed", state), "pydantic")
+        assert not imported(hook("update-status", state), "pydantic")
+        assert not imported(hook("update-status", state), "charmlibs.interfaces.istio_metadata")
+        moved = RelationState(**{**relation.__dict__, "remote_app_data": {"root_namespace": "istio-mesh"}})
+        # New data is parsed (and used: there is no ztunnel in istio-mesh).
+        assert imported(
+            hook("istio-metadata-relation-changed", HookState(relations=[moved]), MOVED), "pydantic"
+        )
+        assert not imported(hook("update-status", HookState(relations=[moved]), MOVED), "pydantic")
