@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="istio-cilium-compat",
         description="Check that Cilium lets Istio ambient encrypt and authorize traffic.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="run every check and print the findings")
     _add_input_options(check)

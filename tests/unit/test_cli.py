@@ -175,3 +175,12 @@ def test_alias_bomb_and_oversized_file_exit_2(
     code, out, err = run(capsys, "check", "--manifests", str(big))
     assert (code, out) == (2, "")
     assert err == f"error: {big}: file is 2004 bytes, over the 1000-byte limit\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from istio_cilium_compat import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"istio-cilium-compat {__version__}\n"
