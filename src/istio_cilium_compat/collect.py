@@ -15,6 +15,7 @@ threads at once; reproduced 9 times in 20 hooks with 4 workers).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,12 +71,20 @@ def _timeout(seconds: float) -> httpx2.Timeout:
 
 def client_from_kubeconfig(path: str | None, context: str | None, timeout: float = 5.0) -> Client:
     """A client from a kubeconfig file ($KUBECONFIG or ~/.kube/config when `path` is None)."""
+    path = path or _first_kubeconfig(os.environ.get("KUBECONFIG", ""))
     try:
         config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
         return Client(config.get(context_name=context), timeout=_timeout(timeout), trust_env=False)
     except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
         where = path or "$KUBECONFIG / ~/.kube/config"
         raise CollectError(f"cannot load kubeconfig {where}: {exc}") from exc
+
+
+def _first_kubeconfig(value: str) -> str | None:
+    """Kubectl accepts a KUBECONFIG list (a:b); lightkube reads one file: the first that exists."""
+    if os.pathsep not in value:
+        return None
+    return next((p for p in value.split(os.pathsep) if p and os.path.isfile(p)), None)
 
 
 def in_cluster_client(timeout: float = 5.0) -> Client:

@@ -180,3 +180,13 @@ def test_cli_uses_kubeconfig_env(
         monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kc")))
         assert main(["check", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "compatible"
+
+
+def test_cli_accepts_a_kubeconfig_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeKube(healthy()) as fake:
+        real = fake.write_kubeconfig(tmp_path / "kc")
+        monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{real}")
+        assert main(["check", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "compatible"
