@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -33,6 +33,16 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="YAML/JSON file or directory saved with `kubectl get -o yaml`; repeatable",
     )
+    _add_live_options(group)
+
+
+class _Options(Protocol):
+    """An argument parser or group: where options are added."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def _add_live_options(group: _Options) -> None:
     group.add_argument(
         "--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config)"
     )
@@ -63,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(render)
     render.add_argument("--target", choices=TARGETS, default="auto")
     render.add_argument("--scope", choices=("changes", "full"), default="changes")
+    dump = sub.add_parser(
+        "dump", help="save what `check` reads from the live cluster, for `check --manifests` elsewhere"
+    )
+    dump.add_argument("directory", metavar="DIR", help="where to write one YAML file per kind")
+    _add_live_options(dump.add_argument_group("live cluster"))
     sub.add_parser("checks", help="list the checks and their ids")
     return parser
 
@@ -127,6 +142,53 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dump(args: argparse.Namespace) -> int:
+    """`dump`: the objects `check` reads (no Secrets ever), one `kind: List` file per kind."""
+    from pathlib import Path
+
+    import yaml
+
+    from .collect import CollectError, client_from_kubeconfig, collect
+
+    objects: list[dict[str, object]] = []
+    try:
+        client = client_from_kubeconfig(args.kubeconfig, args.context, timeout=args.timeout)
+        snapshot = collect(
+            client,
+            istio_namespace=args.istio_namespace,
+            cilium_namespace=args.cilium_namespace,
+            objects_out=objects,
+        )
+    except CollectError as exc:
+        raise InputError(str(exc)) from exc
+    reason = _unreachable(snapshot)
+    if reason:
+        raise InputError(reason)
+    by_kind: dict[str, list[dict[str, object]]] = {}
+    for obj in objects:
+        by_kind.setdefault(str(obj.get("kind")), []).append(obj)
+    directory = Path(args.directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for kind, items in sorted(by_kind.items()):
+            document = {
+                "apiVersion": "v1",
+                "kind": "List",
+                "metadata": {"resourceVersion": ""},
+                "items": items,
+            }
+            (directory / f"{kind.lower()}.yaml").write_text(
+                yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False),
+                encoding="utf-8",
+            )
+    except OSError as exc:
+        raise InputError(f"cannot write {directory}: {exc.strerror or exc}") from exc
+    for problem in snapshot.problems:
+        print(f"warning: could not read {problem.resource}: {problem.message}", file=sys.stderr)
+    print(f"wrote {len(objects)} objects to {directory} ({len(by_kind)} files)")
+    return EXIT_OK
+
+
 def cmd_checks(_: argparse.Namespace) -> int:
     """`checks`: the catalogue, like `istioctl analyze --list-analyzers`."""
     from .rules import CATALOGUE
@@ -136,7 +198,7 @@ def cmd_checks(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "render": cmd_render, "checks": cmd_checks}
+COMMANDS = {"check": cmd_check, "render": cmd_render, "dump": cmd_dump, "checks": cmd_checks}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

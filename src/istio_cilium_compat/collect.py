@@ -207,8 +207,12 @@ def collect(
     istio_namespace_source: str = "option",
     cilium_namespace: str | None = None,
     collector: Collector | None = None,
+    objects_out: list[dict[str, Any]] | None = None,
 ) -> Snapshot:
-    """Read what the rules need, with a constant number of requests."""
+    """Read what the rules need, with a constant number of requests.
+
+    `objects_out` receives the raw objects read (for `istio-cilium-compat dump`).
+    """
     c = collector or Collector(client)
     objects: list[dict[str, Any]] = []
     if cilium_namespace:
@@ -277,6 +281,8 @@ def collect(
         "CiliumClusterwideNetworkPolicy",
         namespace=None,
     )
+    if objects_out is not None:
+        objects_out.extend(objects)
     problems = c.problems
     if c.answered == 0 and c.transport_errors and not c.unreachable:
         # Every connection was reset: the API is down, not one resource broken.

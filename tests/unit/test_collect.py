@@ -190,3 +190,33 @@ def test_cli_accepts_a_kubeconfig_list(
         monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{real}")
         assert main(["check", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "compatible"
+
+
+def test_dump_then_check_offline_gives_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dump` saves what `check` read; `check --manifests` on it judges the same."""
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-charmed-istio") as fake:
+        kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        assert main(["check", "--kubeconfig", kubeconfig, "-o", "json"]) == 1
+        live = json.loads(capsys.readouterr().out)
+        assert main(["dump", str(tmp_path / "dump"), "--kubeconfig", kubeconfig]) == 0
+        assert {r.method for r in fake.requests} == {"GET"}
+        assert not [r for r in fake.requests if "secret" in r.path]
+    out = capsys.readouterr().out
+    assert out.startswith("wrote ") and str(tmp_path / "dump") in out
+    assert main(["check", "--manifests", str(tmp_path / "dump"), "-o", "json"]) == 1
+    offline = json.loads(capsys.readouterr().out)
+    for report in (live, offline):
+        report.pop("source")
+    assert offline == live
+
+
+def test_dump_unreachable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeKube(healthy())
+    fake.start()
+    kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+    fake.stop()
+    assert main(["dump", str(tmp_path / "dump"), "--kubeconfig", kubeconfig, "--timeout", "0.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot reach the Kubernetes API")
+    assert not (tmp_path / "dump").exists()
