@@ -196,8 +196,8 @@ GOOD_CILIUM = {
 }
 
 
-def healthy(**overrides: str | None) -> list[Obj]:
-    """A compatible cluster; keyword overrides change cilium-config (None removes a key)."""
+def cilium_data(**overrides: str | None) -> dict[str, str]:
+    """The healthy cilium-config data with overrides (`a_b=` sets key `a-b`; None removes it)."""
     data = dict(GOOD_CILIUM)
     for key, value in overrides.items():
         key = key.replace("_", "-")
@@ -205,8 +205,13 @@ def healthy(**overrides: str | None) -> list[Obj]:
             data.pop(key, None)
         else:
             data[key] = value
+    return data
+
+
+def healthy(**overrides: str | None) -> list[Obj]:
+    """A compatible cluster; keyword overrides change cilium-config (None removes a key)."""
     return [
-        configmap(data),
+        configmap(cilium_data(**overrides)),
         cilium_agent(),
         cilium_pod("cilium-a", T1),
         ztunnel(),

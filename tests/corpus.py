@@ -28,6 +28,7 @@ from tests.clusters import (
     Obj,
     ccnp,
     cilium_agent,
+    cilium_data,
     cilium_pod,
     cnp,
     configmap,
@@ -167,18 +168,6 @@ def replace(objects: list[Obj], kind: str, name: str, new: Obj) -> list[Obj]:
             out[index] = new
             return out
     raise KeyError(f"{kind} {name}")
-
-
-def cilium_data(**overrides: str | None) -> dict[str, str]:
-    """The healthy cluster's cilium-config data with overrides (None removes a key)."""
-    data = dict(healthy()[0]["data"])
-    for key, value in overrides.items():
-        key = key.replace("_", "-")
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return data
 
 
 def no_hostns_only(*, pa: bool = True) -> list[Obj]:
