@@ -50,6 +50,8 @@ class DaemonSetInfo:
     ready: int = 0
     host_network: bool = False
     dns_policy: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Plain `value` environment variables of every container (e.g. istio-cni's HOST_PROBE_SNAT_IP)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,33 @@ class PodInfo:
 
 @dataclass(frozen=True)
 class NamespaceInfo:
-    """A namespace carrying the `istio.io/dataplane-mode` label (any value)."""
+    """A namespace carrying the `istio.io/dataplane-mode` or `istio.io/use-waypoint` label."""
 
     name: str
     labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A pod or Service carrying an Istio label (`istio.io/dataplane-mode`, `istio.io/use-waypoint`)."""
+
+    kind: Literal["Pod", "Service"]
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class IstioObject:
+    """An Istio or Gateway API object the rules interpret (AuthorizationPolicy, HTTPRoute, Gateway)."""
+
+    kind: str
+    api_version: str
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,13 @@ class Snapshot:
     istio_cni: tuple[DaemonSetInfo, ...] = ()
     peer_authentications: tuple[PeerAuthentication, ...] = ()
     namespaces: tuple[NamespaceInfo, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+    """Pods labelled `istio.io/dataplane-mode` and Pods/Services labelled `istio.io/use-waypoint`."""
+    authorization_policies: tuple[IstioObject, ...] = ()
+    routes: tuple[IstioObject, ...] = ()
+    """HTTPRoute and GRPCRoute objects (gateway.networking.k8s.io)."""
+    gateways: tuple[IstioObject, ...] = ()
+    """Gateway objects (gateway.networking.k8s.io); waypoints have gatewayClassName istio-waypoint."""
     policies: tuple[Policy, ...] = ()
     problems: tuple[ReadProblem, ...] = ()
 
