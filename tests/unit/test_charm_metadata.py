@@ -8,7 +8,9 @@ against the broken example cluster (which produces every key, `istio` included).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,25 @@ def test_entrypoint_exists() -> None:
     part = CHARMCRAFT["parts"]["charm"]
     assert (REPO / part.get("charm-entrypoint", "src/charm.py")).is_file()
     assert "ops.main(IstioCiliumCompatCharm)" in CHARM_SOURCE
+
+
+def test_entrypoint_is_executable_in_git() -> None:
+    """Juju's `dispatch` runs `exec ./src/charm.py`: mode 100644 makes every hook exit 126.
+
+    The packed charm keeps the mode git checked out, so the index is what must say 100755
+    (`git update-index --chmod=+x src/charm.py`), and the shebang must name python3.
+    """
+    assert CHARM_SOURCE.startswith("#!/usr/bin/env python3\n")
+    assert os.access(REPO / "src" / "charm.py", os.X_OK), "src/charm.py is not executable here"
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: the working tree's mode was checked above")
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--stage", "--", "src/charm.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert listed[:1] == ["100755"], f"git records src/charm.py as {listed[:1]}"
 
 
 # ----------------------------------------------------------------------------- metadata.yaml
