@@ -190,11 +190,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_checks(_: argparse.Namespace) -> int:
-    """`checks`: the catalogue, like `istioctl analyze --list-analyzers`."""
-    from .rules import CATALOGUE
+    """`checks`: the catalogue from the rule registry, like `istioctl analyze --list-analyzers`."""
+    from .rules import RETIRED, registered
 
-    for check in CATALOGUE:
+    for check in registered():
         print(f"{check.id}  {check.severity.value:7}  {check.title}")
+        for source in check.sources:
+            print(f"        source: {source}")
+    for rule_id, why in sorted(RETIRED.items()):
+        print(f"{rule_id}  retired  {why}")
     return EXIT_OK
 
 

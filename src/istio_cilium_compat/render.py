@@ -73,9 +73,11 @@ SETTINGS: tuple[Setting, ...] = (
     # The chart writes enable-ztunnel only for encryption.type=ztunnel, as encryption.enabled.
     Setting("CIC012", "enable-ztunnel", "false", "encryption.enabled", absent_ok=True),
 )
-ISTIO_FINDINGS = ("CIC002", "CIC004", "CIC005")
+ISTIO_FINDINGS = ("CIC004", "CIC005")
+SAME_AS = {"CIC022": "CIC001"}
+"""Findings whose change is another's (CIC022's waypoints come back with CIC001's setting)."""
 RESTART_FINDING = "CIC009"
-HANDLED = frozenset({*(s.finding for s in SETTINGS), *ISTIO_FINDINGS, RESTART_FINDING})
+HANDLED = frozenset({*(s.finding for s in SETTINGS), *ISTIO_FINDINGS, RESTART_FINDING, *SAME_AS})
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ def _plan(facts: Facts, active: set[str], scope: str, target: str) -> _Plan:
             )
     plan.restart = bool(plan.settings or plan.node_patches or RESTART_FINDING in active)
     plan.platform = "CIC004" in active or (full and target in CANONICAL_TARGETS)
-    plan.peer_auth = full or "CIC002" in active
+    plan.peer_auth = full
     plan.ccnp = full or "CIC005" in active
     return plan
 

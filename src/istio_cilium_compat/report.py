@@ -10,7 +10,10 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .remedy import Remedy
 
 STATUS_MAX = 120
 
@@ -39,10 +42,6 @@ class Verdict(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-# Findings that mean "we could not see everything": the verdict cannot be "compatible".
-UNKNOWN_IDS = frozenset({"CIC007", "CIC014", "CIC015"})
-
-
 @dataclass(frozen=True)
 class Evidence:
     """What was seen: an object, and a key with its value (None when absent)."""
@@ -68,7 +67,11 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Finding:
-    """One check's result: stable id, severity, one-line summary, evidence and fix."""
+    """One check's result: stable id, severity, one-line summary, evidence, fix and sources.
+
+    Built by the rule registry, which owns id, severity and sources; `remedy` is the
+    structured change the renderer spells as commands.
+    """
 
     id: str
     severity: Severity
@@ -76,6 +79,10 @@ class Finding:
     detail: str
     evidence: tuple[Evidence, ...]
     fix: str
+    sources: tuple[str, ...] = ()
+    remedy: Remedy | None = field(default=None, compare=False)
+    unknown: bool = False
+    """Part of the cluster was not seen: the verdict cannot be 'compatible'."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -86,6 +93,7 @@ class Finding:
             "detail": self.detail,
             "evidence": [e.to_dict() for e in self.evidence],
             "fix": self.fix,
+            "sources": list(self.sources),
         }
 
 
@@ -109,7 +117,7 @@ class Report:
         """Errors make it incompatible; not seeing everything makes it unknown."""
         if any(f.severity is Severity.ERROR for f in self.findings):
             return Verdict.INCOMPATIBLE
-        if any(f.id in UNKNOWN_IDS for f in self.findings):
+        if any(f.unknown for f in self.findings):
             return Verdict.UNKNOWN
         return Verdict.COMPATIBLE
 
@@ -176,6 +184,8 @@ def to_text(report: Report) -> str:
             lines.append(f"  why:      {_one_line(finding.detail)}")
         for item in finding.evidence:
             lines.append(f"  evidence: {_one_line(str(item))}")
+        for source in finding.sources:
+            lines.append(f"  source:   {_one_line(source)}")
         if finding.fix:
             fix_lines = finding.fix.splitlines() or [""]
             lines.append(f"  fix:      {_one_line(fix_lines[0])}")

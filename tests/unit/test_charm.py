@@ -46,10 +46,10 @@ DEFAULT_DENY = "default-deny-without-probe-allowance"
 EXPECTED: dict[str, Expected] = {
     BROKEN: Expected(
         testing.BlockedStatus,
-        "CIC001: Cilium socket LB bypasses ztunnel: set bpf-lb-sock-hostns-only=true (+3 more); "
+        "CIC001: Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true (+2 more); "
         "run check-compatibility",
         "incompatible",
-        frozenset({"cic001", "cic002", "cic004", "cic019"}),
+        frozenset({"cic001", "cic004", "cic019"}),
     ),
     RECOMMENDED: Expected(
         testing.ActiveStatus,

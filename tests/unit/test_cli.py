@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from istio_cilium_compat.cli import main
+from istio_cilium_compat.rules import registered
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "examples" / "canonical-k8s-charmed-istio"
@@ -34,11 +35,12 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert code == 1
     assert data["verdict"] == "incompatible"
-    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC002", "CIC004", "CIC019"]
+    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC004", "CIC019"]
     for finding in data["findings"]:
-        assert set(finding) == {"id", "severity", "summary", "detail", "evidence", "fix"}
+        assert set(finding) == {"id", "severity", "summary", "detail", "evidence", "fix", "sources"}
+        assert finding["sources"] and all(isinstance(s, str) for s in finding["sources"])
         assert all(set(e) == {"object", "key", "value", "note"} for e in finding["evidence"])
-    assert data["checks"][:3] == ["CIC001", "CIC002", "CIC003"]
+    assert data["checks"][:3] == ["CIC001", "CIC003", "CIC004"]
     assert data["cilium"]["namespace"] == "kube-system"
     assert data["cilium"]["managed_by"] == "canonical-k8s"
     assert data["istio"]["root_namespace"] == "istio-system"
@@ -52,10 +54,10 @@ def test_yaml_equals_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "check", "--manifests", str(BROKEN))
-    assert "ERROR   CIC001  Cilium socket LB bypasses ztunnel" in out
+    assert "ERROR   CIC001  Socket LB hides Services from ztunnel" in out
     assert "evidence: bpf-lb-sock-hostns-only = (absent) in ConfigMap kube-system/cilium-config" in out
     assert "fix:" in out
-    assert out.rstrip().endswith("Verdict: incompatible (3 errors, 1 warning, 0 info; 21 checks)")
+    assert out.rstrip().endswith("Verdict: incompatible (2 errors, 1 warning, 0 info; 21 checks)")
 
 
 def test_text_output_neutralises_control_characters(
@@ -109,8 +111,13 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_checks_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "checks")
     assert code == 0
-    assert out.splitlines()[0].startswith("CIC001  error")
-    assert len(out.splitlines()) == 21
+    lines = out.splitlines()
+    assert lines[0].startswith("CIC001  error")
+    rules = [line for line in lines if line[:3] == "CIC"]
+    assert [line[:6] for line in rules] == [*(f"CIC{n:03d}" for n in (1, *range(3, 23))), "CIC002"]
+    assert rules[-1].startswith("CIC002  retired")
+    assert lines[1] == "        source: " + registered()[0].sources[0]
+    assert all(line.startswith("        source: ") for line in lines if line[:3] != "CIC")
 
 
 def test_console_script_in_a_fresh_process() -> None:
@@ -123,7 +130,7 @@ def test_console_script_in_a_fresh_process() -> None:
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1, result.stderr
-    assert {f["id"] for f in json.loads(result.stdout)["findings"]} >= {"CIC001", "CIC002", "CIC004"}
+    assert {f["id"] for f in json.loads(result.stdout)["findings"]} >= {"CIC001", "CIC004"}
 
 
 def test_cli_does_not_import_ops() -> None:

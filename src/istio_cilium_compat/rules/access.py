@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from ..report import Evidence, Finding, Severity
+from ..report import Evidence, Severity
 from .facts import Facts, capped
+from .registry import Hit, rule
 
-TRUST = "juju trust istio-cilium-compat-k8s --scope=cluster"
+ACCESS_SOURCES = ("https://kubernetes.io/docs/reference/access-authn-authz/rbac/",)
 
 
-def forbidden(facts: Facts) -> Finding | None:
+@rule(
+    "CIC014",
+    Severity.WARNING,
+    "A resource could not be read: permission denied (verdict unknown)",
+    sources=ACCESS_SOURCES,
+    reads=("problems",),
+    unknown=True,
+)
+def forbidden(facts: Facts) -> Hit | None:
     """CIC014: a 403; the rest of the check still ran."""
     problems = [p for p in facts.snapshot.problems if p.kind == "forbidden"]
     if not problems:
         return None
     resources = sorted({p.resource for p in problems})
-    return Finding(
-        id="CIC014",
-        severity=Severity.WARNING,
+    return Hit(
         summary=f"Not permitted to read {', '.join(resources)}: grant read access",
         detail="Checks that need these resources could not see them; the verdict cannot be 'compatible'.",
         evidence=capped(
@@ -25,23 +32,25 @@ def forbidden(facts: Facts) -> Finding | None:
                 for p in problems
             ]
         ),
-        fix=(
-            f"Charm: {TRUST}. CLI: a ClusterRole with get/list on "
-            + ", ".join(resources)
-            + " (see README, RBAC)."
-        ),
+        fix="Grant get/list on " + ", ".join(resources) + " (README, RBAC).",
     )
 
 
-def unreadable(facts: Facts) -> Finding | None:
+@rule(
+    "CIC015",
+    Severity.WARNING,
+    "A resource could not be read: API error or unreachable (verdict unknown)",
+    sources=("https://kubernetes.io/docs/reference/using-api/api-concepts/",),
+    reads=("problems",),
+    unknown=True,
+)
+def unreadable(facts: Facts) -> Hit | None:
     """CIC015: errors other than permission (timeouts, 5xx, undecodable objects)."""
     problems = [p for p in facts.snapshot.problems if p.kind != "forbidden"]
     if not problems:
         return None
     unreachable = any(p.kind == "unreachable" for p in problems)
-    return Finding(
-        id="CIC015",
-        severity=Severity.WARNING,
+    return Hit(
         summary=("Kubernetes API unreachable: " if unreachable else "Could not read ")
         + ", ".join(sorted({p.resource for p in problems})),
         detail="The check is incomplete; the verdict is 'unknown' until these can be read.",
@@ -54,5 +63,5 @@ def unreadable(facts: Facts) -> Finding | None:
                 for p in problems
             ]
         ),
-        fix="Check the API server and network; the charm retries at the next event.",
+        fix="Check the API server and network, then check again.",
     )

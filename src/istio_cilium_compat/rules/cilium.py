@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..report import Evidence, Finding, Severity
-from .facts import ConfigView, Facts, capped, format_version
+from .. import remedy as r
+from ..report import Evidence, Severity
+from .facts import SOCKET_LB_KEYS, ConfigView, Facts, capped, format_version, socket_lb_bypasses
 from .fixes import cilium_setting, node_config_fix, restart_agents
+from .registry import Hit, rule
 
 HOSTNS_ONLY = "bpf-lb-sock-hostns-only"
-SOCKET_LB_KEYS = ("kube-proxy-replacement", "bpf-lb-sock", "enable-host-reachable-services", HOSTNS_ONLY)
 
 # Every key this catalogue reads: a change to one of them needs an agent restart to count.
 READ_KEYS = (
@@ -27,33 +28,69 @@ def _with_node_fix(fix: str, facts: Facts, key: str, value: str) -> str:
     return f"{fix}\nCiliumNodeConfig overrides:\n{node_fix}" if node_fix else fix
 
 
-def socket_lb_bypass(facts: Facts) -> Finding | None:
-    """CIC001: socket LB rewrites Service traffic before the source ztunnel sees it."""
+CONFIG_READS = ("cilium_configs", "node_configs", "cilium_agents")
+SOCKET_LB_SOURCES = (
+    "cilium/cilium daemon/cmd/kube_proxy_replacement.go (initKubeProxyReplacementOptions: KPR enables socket LB)",
+    "cilium/cilium bpf/bpf_sock.c (cgroup connect hook: Service VIP rewritten to a backend before the SYN)",
+    "istio/istio cni/pkg/iptables/iptables.go (ISTIO_OUTPUT: every outbound TCP connection to ztunnel 15001)",
+    "istio/ztunnel src/proxy/outbound.rs (build_request: pod-IP destinations go HBONE to the workload)",
+    "istio/istio#49149",
+    "istio/istio#55481",
+    "cilium/cilium#17276",
+    "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
+)
+
+
+def _socket_lb_off(facts: Facts) -> Hit | None:
+    """Context: socket LB is off everywhere, so the Service address reaches ztunnel."""
+    global_view: ConfigView = facts.views[0]
+    if any(facts.socket_lb(v).on for v in facts.views):
+        return None
+    version = format_version(facts.version) or "(version unknown)"
+    return Hit(
+        summary=f"Cilium {version}: socket LB is off, Service traffic reaches ztunnel with its Service",
+        detail="Neither kube-proxy replacement nor bpf-lb-sock enables socket LB; hostns-only does not matter.",
+        evidence=facts.socket_lb(global_view).evidence,
+        severity=Severity.INFO,
+        remedy=r.NONE,
+        fix="Nothing to do. If you turn on kube-proxy replacement later, also set "
+        "bpf-lb-sock-hostns-only=true.",
+    )
+
+
+@rule(
+    "CIC001",
+    Severity.ERROR,
+    "Socket LB in effect for pods (bpf-lb-sock-hostns-only not true): ztunnel loses the Service address",
+    sources=SOCKET_LB_SOURCES,
+    reads=CONFIG_READS,
+    remedy=r.Remedy(cilium=(r.HOSTNS_ONLY,), restart_agents=True),
+    also=frozenset({Severity.INFO}),
+)
+def socket_lb_bypass(facts: Facts) -> Hit | None:
+    """CIC001: socket LB rewrites Service connections to a pod IP before ztunnel sees them."""
+    if not facts.views:
+        return None
     evidence: list[Evidence] = []
     where: list[str] = []
-    for view in facts.views:
-        if not view.overrides(*SOCKET_LB_KEYS):
-            continue
-        lb = facts.socket_lb(view)
-        hostns = view.bool(HOSTNS_ONLY)
-        if lb.on and hostns.value is not True:
-            where.append(view.label)
-            evidence.extend(lb.evidence)
-            evidence.append(hostns.evidence())
+    for bypass in socket_lb_bypasses(facts):
+        where.append(bypass.view.label)
+        evidence.extend(bypass.lb.evidence)
+        evidence.append(bypass.hostns_only.evidence())
     if not evidence:
-        return None
+        return _socket_lb_off(facts)
     # The action first: `juju status` cuts the line at 120 characters.
     scope = (
         "" if "all nodes" in where else f" ({', '.join(w.removeprefix('nodes selected by ') for w in where)})"
     )
-    return Finding(
-        id="CIC001",
-        severity=Severity.ERROR,
-        summary=f"Cilium socket LB bypasses ztunnel: set bpf-lb-sock-hostns-only=true{scope}",
+    return Hit(
+        summary=f"Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true{scope}",
         detail=(
-            "Socket LB rewrites pod-to-Service connections to a backend pod inside the socket, so they "
-            "never reach the source ztunnel: not encrypted, no AuthorizationPolicy at the source, and "
-            "waypoints/HTTP routing for the Service are skipped (istio/istio#49149)."
+            "Socket LB rewrites a pod's connect() to a Service into a connection to one backend pod before "
+            "the first packet exists. ztunnel still captures it and sends it as HBONE mTLS to that pod, but "
+            "the Service address is gone: service-bound waypoints are skipped (their L7 AuthorizationPolicies, "
+            "RequestAuthentication and HTTP routing do not apply), ztunnel's Service load balancing and "
+            "failover are bypassed, and source metrics lose the Service labels."
         ),
         evidence=capped(evidence),
         fix=_with_node_fix(
@@ -89,8 +126,6 @@ def _bool_rule(
 def _setting_finding(
     facts: Facts,
     *,
-    rule_id: str,
-    severity: Severity,
     key: str,
     bad: bool,
     good: str,
@@ -98,38 +133,51 @@ def _setting_finding(
     detail: str,
     fix: str,
     explicit_only: bool = False,
-) -> Finding | None:
+) -> Hit | None:
     """A boolean setting with a wrong value (globally or per node); an unparsable one is a warning."""
     wrong, invalid = _bool_rule(facts, key=key, bad=bad, explicit_only=explicit_only)
     fix = _with_node_fix(fix, facts, key, good)
     if wrong:
-        return Finding(rule_id, severity, summary, detail, capped(wrong), fix)
+        return Hit(summary, detail, capped(wrong), fix=fix)
     if invalid:
-        return Finding(
-            rule_id,
-            Severity.WARNING,
+        return Hit(
             f"cilium-config {key} does not parse as a boolean",
             "The agent reads an unparsable boolean as false or refuses to start; the value must be fixed.",
             capped(invalid),
-            fix,
+            severity=Severity.WARNING,
+            fix=fix,
         )
     return None
 
 
-def cni_exclusive(facts: Facts) -> Finding | None:
+INVALID_IS_WARNING = frozenset({Severity.WARNING})
+
+
+@rule(
+    "CIC003",
+    Severity.ERROR,
+    "cni-exclusive: Cilium renames Istio CNI's configuration",
+    sources=(
+        "cilium/cilium pkg/option/config.go (CNIExclusive)",
+        "cilium/cilium plugins/cilium-cni/cmd (cni-exclusive: other CNI configs renamed *.cilium_bak)",
+        "https://docs.cilium.io/en/stable/network/servicemesh/istio/",
+        "canonical/k8s-snap src/k8s/pkg/k8sd/features/cilium (annotation k8sd/v1alpha1/cilium/cni-exclusive)",
+    ),
+    reads=("cilium_configs", "node_configs", "canonical_k8s"),
+    remedy=r.Remedy(cilium=(r.CNI_NOT_EXCLUSIVE,), restart_agents=True),
+    also=INVALID_IS_WARNING,
+)
+def cni_exclusive(facts: Facts) -> Hit | None:
     """CIC003: exclusive Cilium moves Istio CNI's configuration aside."""
     if facts.snapshot.canonical_k8s:
         fix = (
             'Canonical Kubernetes: remove the annotation (any value, even "false", turns exclusivity on): '
-            'k8s set annotations="k8sd/v1alpha1/cilium/cni-exclusive=-" ; charm: '
-            'juju config k8s cluster-annotations="k8sd/v1alpha1/cilium/cni-exclusive=-"'
+            'sudo k8s set annotations="k8sd/v1alpha1/cilium/cni-exclusive=-"'
         )
     else:
         fix = cilium_setting(facts, "cni.exclusive", "cni-exclusive", "false")
     return _setting_finding(
         facts,
-        rule_id="CIC003",
-        severity=Severity.ERROR,
         key="cni-exclusive",
         bad=True,
         good="false",
@@ -142,7 +190,15 @@ def cni_exclusive(facts: Facts) -> Finding | None:
     )
 
 
-def missing_cilium_config(facts: Facts) -> Finding | None:
+@rule(
+    "CIC007",
+    Severity.WARNING,
+    "No cilium-config found (verdict unknown)",
+    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml",),
+    reads=("cilium_configs", "cilium_agents", "problems"),
+    unknown=True,
+)
+def missing_cilium_config(facts: Facts) -> Hit | None:
     """CIC007: nothing Cilium-specific can be checked without cilium-config."""
     snap = facts.snapshot
     if facts.config is not None:
@@ -156,9 +212,7 @@ def missing_cilium_config(facts: Facts) -> Finding | None:
         evidence.append(
             Evidence(object=f"DaemonSet {agent.namespace}/{agent.name}", note="cilium agent found")
         )
-    return Finding(
-        id="CIC007",
-        severity=Severity.WARNING,
+    return Hit(
         summary="Cilium configuration not found: cannot check Cilium settings",
         detail=(
             "No cilium-config ConfigMap was visible. Either Cilium is not the CNI, it lives where this "
@@ -167,22 +221,26 @@ def missing_cilium_config(facts: Facts) -> Finding | None:
         evidence=tuple(evidence),
         fix=(
             "If Cilium is the CNI: check that cilium-config exists (kubectl get cm -A "
-            "--field-selector metadata.name=cilium-config), set the cilium-namespace option / "
-            "--cilium-namespace, and grant read access (charm: juju trust istio-cilium-compat-k8s "
-            "--scope=cluster)."
+            "--field-selector metadata.name=cilium-config), name its namespace (cilium-namespace), "
+            "and grant read access to ConfigMaps."
         ),
     )
 
 
-def several_configs(facts: Facts) -> Finding | None:
+@rule(
+    "CIC016",
+    Severity.WARNING,
+    "Several cilium-config ConfigMaps: says which one was checked",
+    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml",),
+    reads=("cilium_configs",),
+)
+def several_configs(facts: Facts) -> Hit | None:
     """CIC016: two Cilium configurations; say which one was checked."""
     configs = facts.snapshot.cilium_configs
     if len(configs) < 2:
         return None
     used = facts.snapshot.cilium_namespace
-    return Finding(
-        id="CIC016",
-        severity=Severity.WARNING,
+    return Hit(
         summary=f"Several cilium-config ConfigMaps found; checked the one in {used}",
         detail="Only one Cilium installation should configure the cluster's CNI; a leftover copy misleads.",
         evidence=tuple(
@@ -192,8 +250,7 @@ def several_configs(facts: Facts) -> Finding | None:
             )
             for c in configs
         ),
-        fix="Remove the stale copy, or choose the right one with the cilium-namespace option / "
-        "--cilium-namespace.",
+        fix="Remove the stale copy, or name the right namespace (cilium-namespace).",
     )
 
 
@@ -205,7 +262,18 @@ def _parse_time(value: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def restart_pending(facts: Facts) -> Finding | None:
+@rule(
+    "CIC009",
+    Severity.WARNING,
+    "cilium-config changed after the agents started: restart pending",
+    sources=(
+        "cilium/cilium pkg/option/config.go (options are read once at agent start)",
+        "https://docs.cilium.io/en/stable/configuration/argocd-issues/",
+    ),
+    reads=("cilium_configs", "cilium_pods"),
+    remedy=r.Remedy(restart_agents=True),
+)
+def restart_pending(facts: Facts) -> Hit | None:
     """CIC009: the agents read the settings at start; a later change is not in effect yet."""
     config = facts.config
     if config is None:
@@ -229,9 +297,7 @@ def restart_pending(facts: Facts) -> Finding | None:
             )
     if not evidence:
         return None
-    return Finding(
-        id="CIC009",
-        severity=Severity.WARNING,
+    return Hit(
         summary="cilium-config changed after the agents started: restart them to apply",
         detail="The Cilium agents read cilium-config only at start; they still run the old values.",
         evidence=capped(evidence),
@@ -239,14 +305,24 @@ def restart_pending(facts: Facts) -> Finding | None:
     )
 
 
-def bpf_masquerade(facts: Facts) -> Finding | None:
+@rule(
+    "CIC010",
+    Severity.ERROR,
+    "BPF masquerading with ambient",
+    sources=(
+        "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
+        "istio/istio#52208",
+    ),
+    reads=("cilium_configs", "node_configs", "ztunnels"),
+    remedy=r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True),
+    also=INVALID_IS_WARNING,
+)
+def bpf_masquerade(facts: Facts) -> Hit | None:
     """CIC010: Istio does not support BPF masquerading with ambient."""
     if not facts.ambient_present:
         return None
     return _setting_finding(
         facts,
-        rule_id="CIC010",
-        severity=Severity.ERROR,
         key="enable-bpf-masquerade",
         bad=True,
         good="false",
@@ -256,14 +332,25 @@ def bpf_masquerade(facts: Facts) -> Finding | None:
     )
 
 
-def host_routing(facts: Facts) -> Finding | None:
+@rule(
+    "CIC011",
+    Severity.ERROR,
+    "BPF host routing in effect with ambient: replies to the probe SNAT address are dropped",
+    sources=(
+        "istio/istio#52208",
+        "cilium/cilium#36022",
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (legacy host routing fallbacks)",
+    ),
+    reads=("cilium_configs", "node_configs", "ztunnels"),
+    remedy=r.Remedy(cilium=(r.LEGACY_HOST_ROUTING,), restart_agents=True),
+    also=INVALID_IS_WARNING,
+)
+def host_routing(facts: Facts) -> Hit | None:
     """CIC011: BPF host routing drops replies to the probe address before SNAT is undone."""
     if not facts.ambient_present:
         return None
     return _setting_finding(
         facts,
-        rule_id="CIC011",
-        severity=Severity.ERROR,
         key="enable-host-legacy-routing",
         bad=False,
         good="true",
@@ -277,14 +364,21 @@ def host_routing(facts: Facts) -> Finding | None:
     )
 
 
-def cilium_ztunnel(facts: Facts) -> Finding | None:
+@rule(
+    "CIC012",
+    Severity.WARNING,
+    "Cilium's own ztunnel (enable-ztunnel) beside Istio ambient",
+    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml (enable-ztunnel)",),
+    reads=("cilium_configs", "node_configs", "ztunnels"),
+    remedy=r.Remedy(cilium=(r.NO_CILIUM_ZTUNNEL,), restart_agents=True),
+    also=INVALID_IS_WARNING,
+)
+def cilium_ztunnel(facts: Facts) -> Hit | None:
     """CIC012: Cilium's own ztunnel beside Istio's."""
     if not facts.ambient_present:
         return None
     return _setting_finding(
         facts,
-        rule_id="CIC012",
-        severity=Severity.WARNING,
         key="enable-ztunnel",
         bad=True,
         good="false",
@@ -295,25 +389,4 @@ def cilium_ztunnel(facts: Facts) -> Finding | None:
             "encryption.type=ztunnel; cilium CLI: cilium config set enable-ztunnel false), then "
             f"{restart_agents(facts)}"
         ),
-    )
-
-
-def socket_lb_context(facts: Facts) -> Finding | None:
-    """CIC000-style context: say when socket LB is off so CIC001 does not apply."""
-    if not facts.views:
-        return None
-    global_view: ConfigView = facts.views[0]
-    if facts.socket_lb(global_view).on:
-        return None
-    if any(facts.socket_lb(v).on for v in facts.views[1:]):
-        return None
-    version = format_version(facts.version) or "(version unknown)"
-    return Finding(
-        id="CIC001",
-        severity=Severity.INFO,
-        summary=f"Cilium {version}: socket LB is off, Service traffic goes through ztunnel",
-        detail="Neither kube-proxy replacement nor bpf-lb-sock enables socket LB; hostns-only does not matter.",
-        evidence=facts.socket_lb(global_view).evidence,
-        fix="Nothing to do. If you turn on kube-proxy replacement later, also set "
-        "bpf-lb-sock-hostns-only=true.",
     )

@@ -280,6 +280,36 @@ class Facts:
         return SocketLB(on=on, evidence=tuple(evidence))
 
 
+@dataclass(frozen=True)
+class Bypass:
+    """A view on which socket LB serves pods: Service connections reach ztunnel as pod IPs."""
+
+    view: ConfigView
+    lb: SocketLB
+    hostns_only: BoolSetting
+
+
+SOCKET_LB_KEYS = (
+    "kube-proxy-replacement",
+    "bpf-lb-sock",
+    "enable-host-reachable-services",
+    "bpf-lb-sock-hostns-only",
+)
+
+
+def socket_lb_bypasses(facts: Facts) -> tuple[Bypass, ...]:
+    """Views where socket LB is in effect and not limited to the host namespace."""
+    found = []
+    for view in facts.views:
+        if not view.overrides(*SOCKET_LB_KEYS):
+            continue
+        lb = facts.socket_lb(view)
+        hostns = view.bool("bpf-lb-sock-hostns-only")
+        if lb.on and hostns.value is not True:
+            found.append(Bypass(view, lb, hostns))
+    return tuple(found)
+
+
 def capped(evidence: list[Evidence], what: str = "more") -> tuple[Evidence, ...]:
     """Keep evidence readable on big clusters: the first few, then a count."""
     if len(evidence) <= EVIDENCE_LIMIT:

@@ -13,10 +13,6 @@ from .facts import Facts
 
 CANONICAL_CHART = "/snap/k8s/current/k8s/manifests/charts/cilium-*.tgz"
 """The chart k8sd installs ck-network from (one per k8s snap revision)."""
-RENDER_HINT = (
-    "Full change for your setup: `juju run istio-cilium-compat-k8s/0 render-cilium-config` "
-    "or `istio-cilium-compat render`."
-)
 
 
 def sh(word: str) -> str:
@@ -65,7 +61,6 @@ def cilium_setting(facts: Facts, helm_path: str, key: str, value: str) -> str:
             f"cilium CLI: cilium config set {key} {value}",
         ]
     lines.append(f"then restart the agents: {restart_agents(facts)}")
-    lines.append(RENDER_HINT)
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..report import Evidence, Finding, Severity
+from .. import remedy as r
+from ..report import Evidence, Severity
 from .facts import (
     AMBIENT,
     DATAPLANE_MODE_LABEL,
@@ -14,6 +15,7 @@ from .facts import (
     parse_version,
 )
 from .fixes import sh
+from .registry import Hit, rule
 
 # Volume names in the cilium agent and istio-cni-node DaemonSets (upstream charts and istio-k8s).
 CILIUM_DIRS = {"conf": "etc-cni-netd", "bin": "cni-path"}
@@ -24,7 +26,18 @@ def _norm(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def cni_dirs_mismatch(facts: Facts) -> Finding | None:
+@rule(
+    "CIC004",
+    Severity.ERROR,
+    "istio-cni-node CNI directories differ from Cilium's (platform mismatch)",
+    sources=(
+        "canonical/istio-k8s-operator src/charm.py (platform option, default microk8s)",
+        "https://istio.io/latest/docs/ambient/install/platform-prerequisites/",
+    ),
+    reads=("istio_cni", "cilium_agents"),
+    remedy=r.Remedy(istio=("platform",)),
+)
+def cni_dirs_mismatch(facts: Facts) -> Hit | None:
     """CIC004: Istio CNI must write where the kubelet (and Cilium) read CNI config."""
     istio = facts.istio_cni
     if istio is None:
@@ -54,9 +67,7 @@ def cni_dirs_mismatch(facts: Facts) -> Finding | None:
     if not evidence:
         return None
     microk8s = any("/var/snap/microk8s/" in (e.value or "") for e in evidence)
-    return Finding(
-        id="CIC004",
-        severity=Severity.ERROR,
+    return Hit(
         summary="Istio CNI writes to other CNI directories than Cilium's: ambient pods are not captured",
         detail=(
             "istio-cni-node installs its plugin where the kubelet never looks, so pods are not redirected to "
@@ -71,7 +82,15 @@ def cni_dirs_mismatch(facts: Facts) -> Finding | None:
     )
 
 
-def ambient_missing(facts: Facts) -> Finding | None:
+@rule(
+    "CIC008",
+    Severity.INFO,
+    "No ztunnel found: Cilium checked as a pre-flight",
+    sources=("https://istio.io/latest/docs/ambient/architecture/data-plane/",),
+    reads=("ztunnels", "istio_root_namespace"),
+    also=frozenset({Severity.WARNING}),
+)
+def ambient_missing(facts: Facts) -> Hit | None:
     """CIC008: no ztunnel in the root namespace (info) — or only elsewhere (a wrong root: warning)."""
     if facts.ztunnel is not None:
         return None
@@ -82,17 +101,14 @@ def ambient_missing(facts: Facts) -> Finding | None:
     evidence.extend(Evidence(object=name, note="found outside the root namespace") for name in elsewhere)
     if elsewhere:
         source = facts.snapshot.istio_root_namespace_source or "option"
-        return Finding(
-            id="CIC008",
+        return Hit(
             severity=Severity.WARNING,
             summary=f"No ztunnel in Istio root namespace {root} (from {source}); it runs elsewhere",
-            detail="Mesh-wide PeerAuthentication is looked up in the root namespace: a wrong one misjudges mTLS.",
+            detail="ztunnel and istio-cni are looked up in the root namespace: a wrong one misjudges readiness.",
             evidence=tuple(evidence),
             fix="Set istio-root-namespace / --istio-namespace to where Istio runs, or leave it empty to discover it.",
         )
-    return Finding(
-        id="CIC008",
-        severity=Severity.INFO,
+    return Hit(
         summary="Istio ambient (ztunnel) not found: Cilium checked as a pre-flight",
         detail="The Cilium settings are checked so that ambient works once it is installed.",
         evidence=tuple(evidence),
@@ -100,7 +116,14 @@ def ambient_missing(facts: Facts) -> Finding | None:
     )
 
 
-def odd_enrollment(facts: Facts) -> Finding | None:
+@rule(
+    "CIC017",
+    Severity.WARNING,
+    "Namespace istio.io/dataplane-mode label with an unknown value",
+    sources=("https://istio.io/latest/docs/ambient/usage/add-workloads/",),
+    reads=("namespaces",),
+)
+def odd_enrollment(facts: Facts) -> Hit | None:
     """CIC017: a dataplane-mode value Istio does not know enrolls nothing."""
     evidence = [
         Evidence(
@@ -114,9 +137,7 @@ def odd_enrollment(facts: Facts) -> Finding | None:
     ]
     if not evidence:
         return None
-    return Finding(
-        id="CIC017",
-        severity=Severity.WARNING,
+    return Hit(
         summary="Namespace label istio.io/dataplane-mode has an unknown value: not enrolled in ambient",
         detail="Only 'ambient' enrolls a namespace; a typo leaves its traffic outside the mesh.",
         evidence=capped(evidence, "more namespaces"),
@@ -124,7 +145,14 @@ def odd_enrollment(facts: Facts) -> Finding | None:
     )
 
 
-def not_ready(facts: Facts) -> Finding | None:
+@rule(
+    "CIC019",
+    Severity.WARNING,
+    "ztunnel or istio-cni-node not ready on every node",
+    sources=("https://istio.io/latest/docs/ambient/architecture/data-plane/",),
+    reads=("ztunnels", "istio_cni"),
+)
+def not_ready(facts: Facts) -> Hit | None:
     """CIC019: a node without a ready ztunnel or istio-cni does not capture (or breaks) ambient pods."""
     lagging = [ds for ds in (facts.ztunnel, facts.istio_cni) if ds is not None and ds.ready < ds.desired]
     if not lagging:
@@ -139,9 +167,7 @@ def not_ready(facts: Facts) -> Finding | None:
         for ds in lagging
     ]
     looks = "\n".join(f"kubectl -n {sh(ds.namespace)} describe daemonset/{sh(ds.name)}" for ds in lagging)
-    return Finding(
-        id="CIC019",
-        severity=Severity.WARNING,
+    return Hit(
         summary="ztunnel or istio-cni-node is not ready on every node: ambient pods there are not served",
         detail=(
             "Without istio-cni on a node, pods starting there are not captured; without ztunnel, ambient "
@@ -152,7 +178,14 @@ def not_ready(facts: Facts) -> Finding | None:
     )
 
 
-def cni_dns_policy(facts: Facts) -> Finding | None:
+@rule(
+    "CIC020",
+    Severity.WARNING,
+    "istio-cni-node on the host network without ClusterFirstWithHostNet (KPR)",
+    sources=("istio/istio#53861",),
+    reads=("istio_cni", "cilium_configs"),
+)
+def cni_dns_policy(facts: Facts) -> Hit | None:
     """CIC020: istio-cni on the host network resolves names through the node, not the cluster."""
     istio = facts.istio_cni
     if istio is None or not istio.host_network or istio.dns_policy == "ClusterFirstWithHostNet":
@@ -160,9 +193,7 @@ def cni_dns_policy(facts: Facts) -> Finding | None:
     kpr = facts.views[0].bool("kube-proxy-replacement") if facts.views else None
     if kpr is None or kpr.value is not True:
         return None
-    return Finding(
-        id="CIC020",
-        severity=Severity.WARNING,
+    return Hit(
         summary="istio-cni-node uses the host network without dnsPolicy ClusterFirstWithHostNet",
         detail=(
             "With Cilium's kube-proxy replacement, istio-cni on the host network may fail to resolve the "
@@ -190,15 +221,23 @@ def _istio_version(facts: Facts) -> tuple[tuple[int, int, int], str] | None:
     return None
 
 
-def istio_too_old(facts: Facts) -> Finding | None:
+@rule(
+    "CIC021",
+    Severity.ERROR,
+    "Istio older than 1.21: ambient does not support Cilium",
+    sources=(
+        "https://istio.io/latest/news/releases/1.21.x/announcing-1.21/",
+        "https://istio.io/latest/blog/2024/inpod-traffic-redirection-ambient/",
+    ),
+    reads=("ztunnels", "istio_cni", "cilium_configs"),
+)
+def istio_too_old(facts: Facts) -> Hit | None:
     """CIC021: before 1.21, Istio ambient did not work on Cilium at all."""
     found = _istio_version(facts)
     if found is None or found[0][:2] >= (1, 21) or facts.config is None:
         return None
     version, image = found
-    return Finding(
-        id="CIC021",
-        severity=Severity.ERROR,
+    return Hit(
         summary=f"Istio {'.'.join(map(str, version))} ambient does not work with Cilium: use Istio 1.21 or newer",
         detail="Istio ambient supports every CNI, Cilium included, from 1.21: earlier redirection breaks on Cilium.",
         evidence=(Evidence(object=image, note="Istio version from the image tag"),),

@@ -13,10 +13,12 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from .. import remedy as r
 from ..assemble import as_list, as_map, as_str
-from ..report import Evidence, Finding, Severity
+from ..report import Evidence, Severity
 from ..snapshot import Policy
 from .facts import Facts, capped, object_name
+from .registry import Hit, rule
 
 PROBE_SOURCE = ipaddress.ip_address("169.254.7.127")
 HBONE_PORT = 15008
@@ -114,7 +116,25 @@ def _probe_allowed_in(facts: Facts) -> set[str]:
     return allowed
 
 
-def probes_blocked(facts: Facts) -> Finding | None:
+POLICY_READS = ("policies", "namespaces", "cilium_configs", "node_configs")
+PREREQUISITES = "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium"
+AMBIENT_NETWORKPOLICY = "https://istio.io/latest/docs/ambient/usage/networkpolicy/"
+
+
+@rule(
+    "CIC005",
+    Severity.WARNING,
+    "Ingress default-deny on ambient pods without a 169.254.7.127 allowance",
+    sources=(
+        "istio/istio#49277",
+        PREREQUISITES,
+        AMBIENT_NETWORKPOLICY,
+        "istio/istio cni/pkg/iptables/iptables.go (kubelet probes SNAT-ed to 169.254.7.127)",
+    ),
+    reads=POLICY_READS,
+    remedy=r.Remedy(istio=("probe-allowance",)),
+)
+def probes_blocked(facts: Facts) -> Hit | None:
     """CIC005: SNAT-ed kubelet probes (169.254.7.127) hit default-deny."""
     ambient = facts.ambient_namespaces
     if not ambient:
@@ -153,34 +173,39 @@ def probes_blocked(facts: Facts) -> Finding | None:
                 )
     if not evidence:
         return None
-    return Finding(
-        id="CIC005",
-        severity=Severity.WARNING,
+    return Hit(
         summary="Ambient pods under ingress default-deny without a 169.254.7.127 allowance: probes fail",
         detail=(
-            "Istio SNATs kubelet health probes of ambient pods to 169.254.7.127, which Cilium does not exempt "
-            "from policy: probes are dropped and pods restart (cilium/cilium#48444)."
+            "Istio SNATs kubelet health probes of ambient pods to 169.254.7.127; Cilium sees that address "
+            "as outside the cluster, so a default-deny policy drops the probes and pods restart "
+            "(istio/istio#49277, Istio's Cilium prerequisites)."
         ),
         evidence=capped(evidence, "more policies"),
         fix=(
-            "Apply a CiliumClusterwideNetworkPolicy allow-ambient-hostprobes: endpointSelector: {}, "
-            'ingress: [{fromCIDR: ["169.254.7.127/32"]}], enableDefaultDeny: {ingress: false, egress: false} '
-            "(render it: istio-cilium-compat render)."
+            "Allow ingress from 169.254.7.127/32 in the policies that isolate ambient pods, or apply "
+            "the clusterwide probe allowance the renderer prints."
         ),
     )
 
 
 def _has_l7(spec: Mapping[str, Any]) -> bool:
     for direction in ("ingress", "egress"):
-        for rule in as_list(spec.get(direction)):
-            for to_port in as_list(as_map(rule).get("toPorts")):
+        for entry in as_list(spec.get(direction)):
+            for to_port in as_list(as_map(entry).get("toPorts")):
                 rules = as_map(as_map(to_port).get("rules"))
                 if rules.get("http") is not None or rules.get("kafka") is not None:
                     return True
     return False
 
 
-def l7_policies(facts: Facts) -> Finding | None:
+@rule(
+    "CIC006",
+    Severity.ERROR,
+    "Cilium L7 (http/kafka) policy selects ambient pods",
+    sources=(PREREQUISITES, "https://docs.cilium.io/en/stable/network/servicemesh/istio/"),
+    reads=("policies", "namespaces"),
+)
+def l7_policies(facts: Facts) -> Hit | None:
     """CIC006: Cilium's L7 proxy cannot read HBONE/mTLS."""
     evidence = []
     for policy in facts.snapshot.policies:
@@ -200,9 +225,7 @@ def l7_policies(facts: Facts) -> Finding | None:
                 break
     if not evidence:
         return None
-    return Finding(
-        id="CIC006",
-        severity=Severity.ERROR,
+    return Hit(
         summary="Cilium L7 policy selects ambient pods: Cilium cannot read Istio mTLS, traffic breaks",
         detail="Cilium's L7 proxy cannot parse HBONE/mTLS traffic, so L7 rules on ambient pods break them.",
         evidence=capped(evidence, "more policies"),
@@ -234,17 +257,17 @@ def _ingress_port_lists(
     """Per ingress rule, the ports it allows; None when some rule allows every port."""
     rules = as_list(spec.get("ingress"))
     result: list[list[tuple[object, object, object]]] = []
-    for rule in rules:
-        rule = as_map(rule)
+    for raw in rules:
+        entry = as_map(raw)
         if policy.kind == "NetworkPolicy":
-            ports = as_list(rule.get("ports"))
+            ports = as_list(entry.get("ports"))
             if not ports:
                 return None
             result.append(
                 [(as_map(p).get("port"), as_map(p).get("endPort"), as_map(p).get("protocol")) for p in ports]
             )
         else:
-            to_ports = as_list(rule.get("toPorts"))
+            to_ports = as_list(entry.get("toPorts"))
             if not to_ports:
                 return None
             entries = [as_map(p) for tp in to_ports for p in as_list(as_map(tp).get("ports"))]
@@ -254,7 +277,14 @@ def _ingress_port_lists(
     return result
 
 
-def hbone_port_blocked(facts: Facts) -> Finding | None:
+@rule(
+    "CIC013",
+    Severity.WARNING,
+    "Port-limited ingress to ambient pods without 15008/TCP (HBONE)",
+    sources=(AMBIENT_NETWORKPOLICY, "istio/ztunnel src/proxy/inbound.rs (HBONE listener on 15008)"),
+    reads=("policies", "namespaces"),
+)
+def hbone_port_blocked(facts: Facts) -> Hit | None:
     """CIC013: ambient traffic arrives on 15008/TCP (HBONE); port-limited allows must include it."""
     evidence = []
     for policy in facts.snapshot.policies:
@@ -279,9 +309,7 @@ def hbone_port_blocked(facts: Facts) -> Finding | None:
             )
     if not evidence:
         return None
-    return Finding(
-        id="CIC013",
-        severity=Severity.WARNING,
+    return Hit(
         summary="Policy allows ambient pods only on app ports, not 15008/TCP (HBONE): mesh traffic dropped",
         detail="In ambient, traffic between meshed pods arrives as HBONE on port 15008/TCP, not on the app port.",
         evidence=capped(evidence, "more policies"),
@@ -297,7 +325,17 @@ def _only_probe_rules(spec: Mapping[str, Any]) -> bool:
     )
 
 
-def probe_policy_isolates(facts: Facts) -> Finding | None:
+@rule(
+    "CIC018",
+    Severity.ERROR,
+    "Probe-allowance policy without enableDefaultDeny.ingress=false isolates pods",
+    sources=(
+        "https://docs.cilium.io/en/stable/security/policy/language/#default-deny",
+        "cilium/cilium pkg/policy/api/rule.go (EnableDefaultDeny)",
+    ),
+    reads=("policies", "cilium_configs", "cilium_agents"),
+)
+def probe_policy_isolates(facts: Facts) -> Hit | None:
     """CIC018: the probe allowance itself puts every pod it selects into ingress default-deny."""
     if facts.views and (facts.views[0].raw("enable-policy") or "").lower() == "always":
         return None  # every endpoint is default-deny anyway: the policy isolates nothing more
@@ -328,9 +366,7 @@ def probe_policy_isolates(facts: Facts) -> Finding | None:
             break
     if not evidence:
         return None
-    return Finding(
-        id="CIC018",
-        severity=Severity.ERROR,
+    return Hit(
         summary="The 169.254.7.127 probe policy puts every pod it selects into ingress default-deny",
         detail=(
             "A Cilium policy with ingress rules makes its endpoints default-deny for ingress unless "
