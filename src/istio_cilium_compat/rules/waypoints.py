@@ -1,11 +1,13 @@
 """CIC022: what socket LB silently takes away — the waypoint-bound Services and their L7 policy.
 
-ztunnel sends a connection through a *service* waypoint only when it was addressed to the
-Service. Socket LB hands ztunnel a backend pod IP instead, so for pod-to-Service traffic:
-a waypoint that serves Services only (`istio.io/waypoint-for: service`, the default) is
-skipped; one that serves workloads too (`all`) still sees the connection, but as
-workload traffic, so policies and routes attached to the Service do not match. Workload
-waypoints (`workload`) are unaffected: they were addressed by pod IP anyway.
+ztunnel looks for a *service* waypoint only when the connection was addressed to a Service
+(istio/ztunnel `src/proxy/outbound.rs` `build_request`). Socket LB hands ztunnel a backend
+pod IP instead, so for pod-to-Service traffic a Service's waypoint (`istio.io/waypoint-for:
+service`, the default, or `all`) is skipped. A workload waypoint (`workload`/`all`, bound by
+the pod's or its namespace's `istio.io/use-waypoint`) still gets the connection, but in its
+"direct pod" chains, where only policies attached to the waypoint itself apply — not those
+attached to the Service, nor routes (istio/istio `pilot/pkg/networking/core/listener_waypoint.go`).
+Istio 1.21 had no service waypoints (`istio.io/use-waypoint` arrived in 1.22): nothing to skip.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .. import remedy as r
 from ..assemble import as_list, as_map, as_str
 from ..report import Evidence, Severity
 from ..snapshot import IstioObject
-from .facts import Facts, capped, object_name, socket_lb_bypasses
+from .facts import Facts, capped, object_name, parse_version, socket_lb_bypasses
 from .registry import Hit, rule
 
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -67,15 +69,16 @@ def _skipped(waypoint: Waypoint) -> bool:
     return waypoint.serves in ("service", "all")
 
 
-def _note(waypoint: Waypoint) -> str:
+def _note(waypoint: Waypoint, pods_bound: bool) -> str:
+    """`pods_bound`: the pods behind the Service are bound to the same waypoint (namespace label)."""
     gateway = object_name("Gateway", waypoint.namespace, waypoint.name)
     seen = "" if waypoint.seen else " (not found: Istio's default waypoint-for=service assumed)"
-    if waypoint.serves == "all":
+    if waypoint.serves == "all" and pods_bound:
         return (
-            f"waypoint {gateway} (waypoint-for=all){seen}: sees the traffic as pod traffic; "
-            "Service-attached policies and routes do not match"
+            f"waypoint {gateway} (waypoint-for=all){seen}: gets the traffic as direct pod traffic; "
+            "Service-attached policies and routes do not apply"
         )
-    return f"waypoint {gateway} (waypoint-for=service){seen}: skipped for pod-to-Service traffic"
+    return f"waypoint {gateway} (waypoint-for={waypoint.serves}){seen}: skipped for pod-to-Service traffic"
 
 
 def _refs(spec: Mapping[str, Any], plural: str, singular: str) -> Iterable[Mapping[str, Any]]:
@@ -127,7 +130,7 @@ def _bound(facts: Facts, bindings: _Bindings) -> list[Evidence]:
                     object=f"Namespace {ns}",
                     key=f"label {USE_WAYPOINT}",
                     value=waypoint.name,
-                    note=_note(waypoint),
+                    note=_note(waypoint, pods_bound=True),
                 )
             )
     for workload in facts.snapshot.workloads:
@@ -140,7 +143,7 @@ def _bound(facts: Facts, bindings: _Bindings) -> list[Evidence]:
                     object=object_name("Service", workload.namespace, workload.name),
                     key=f"label {USE_WAYPOINT}",
                     value=waypoint.name,
-                    note=_note(waypoint),
+                    note=_note(waypoint, pods_bound=waypoint == bindings.namespace(workload.namespace)),
                 )
             )
     return evidence
@@ -193,13 +196,25 @@ def _attached(facts: Facts, bindings: _Bindings) -> list[Evidence]:
     return evidence
 
 
+def _before_service_waypoints(facts: Facts) -> bool:
+    """Istio 1.21 bound waypoints to workloads only (no `istio.io/use-waypoint`)."""
+    for ds in (facts.ztunnel, facts.istio_cni):
+        for image in ds.images if ds else ():
+            version = parse_version(image)
+            if version:
+                return version[:2] < (1, 22)
+    return False
+
+
 @rule(
     "CIC022",
     Severity.ERROR,
     "Socket LB skips waypoints: L7 AuthorizationPolicies and routes bound to Services are not applied",
     sources=(
-        "istio/ztunnel src/proxy/outbound.rs (build_request: the waypoint is chosen from the Service address)",
-        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient (istio.io/use-waypoint, waypoint-for)",
+        "istio/ztunnel src/proxy/outbound.rs (build_request: a service waypoint only for Service-addressed traffic)",
+        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/waypoints.go (use-waypoint, waypoint-for)",
+        "istio/istio pilot/pkg/networking/core/listener_waypoint.go (direct pod chains: no Service policies)",
+        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go (targetRefs: waypoint only)",
         "istio/istio#49149",
         "istio/istio#55481",
         "https://istio.io/latest/docs/ambient/usage/waypoint/",
@@ -218,7 +233,7 @@ def _attached(facts: Facts, bindings: _Bindings) -> list[Evidence]:
 )
 def waypoints_bypassed(facts: Facts) -> Hit | None:
     """CIC022: name what socket LB silently bypasses, so CIC001's consequence is concrete."""
-    if not socket_lb_bypasses(facts):
+    if not socket_lb_bypasses(facts) or _before_service_waypoints(facts):
         return None
     bindings = _Bindings(facts)
     evidence = _bound(facts, bindings) + _attached(facts, bindings)
