@@ -4,20 +4,24 @@
 pays for and depends on: interpreter start-up, ``import ops``, the environment Juju
 hands over, and a subprocess per hook tool call. :func:`run_hook` reproduces that:
 
-- The hook runs as ``python <charm>/src/charm.py`` (ops' entry point, ``ops.main``)
-  with ``JUJU_DISPATCH_PATH=hooks/<hook>`` or ``actions/<action>``, which is how
-  Juju's ``dispatch`` and ops' ``_Dispatcher`` pick the event.
-- The environment holds only what Juju would set (``JUJU_*``), plus ``PATH``,
-  ``PYTHONPATH``, a temporary ``HOME``, ``LANG``, and explicit extras such as a
-  ``KUBECONFIG`` for a fake Kubernetes API. Nothing else leaks from the test process.
+- Source mode (the default) runs ``python <charm>/src/charm.py`` with
+  ``PYTHONPATH=lib:src``, for a charm directory that is a source tree.
+- Packed mode (``packed=True``) runs the unpacked ``.charm``'s own ``./dispatch``, as
+  Juju's unit agent does: no ``PYTHONPATH`` of ours, and ``python3`` on ``PATH`` is the
+  given interpreter (the unit's Python).
+- Either way ``JUJU_DISPATCH_PATH`` is ``hooks/<hook>`` or ``actions/<action>``, and the
+  environment holds only what Juju's uniter sets (its ``HookVars``:
+  juju/juju internal/worker/uniter/runner/context/context.go) plus ``PATH``, a temporary
+  ``HOME`` and explicit extras such as a ``KUBECONFIG`` for a fake Kubernetes API (on a
+  unit, lightkube finds the pod's service account instead). Nothing else leaks.
 - Hook tools are ``tests/harness/hooktool.py`` linked under every Juju tool name in a
-  directory put first on ``PATH``. They read and change a JSON state file (the
-  :class:`HookState`) and log every call, which :class:`HookResult` exposes.
+  directory put first on ``PATH``; the tools this charm calls are implemented, every
+  call is logged, and :class:`HookResult` exposes the log.
 - ops keeps its SQLite state in ``$JUJU_CHARM_DIR/.unit-state.db``. So that nothing is
-  written into the source tree, ``JUJU_CHARM_DIR`` (and the working directory) is a
-  unit directory mirroring the charm with one symlink per top-level entry, like Juju's
-  unpacked copy of the charm. Pass the same ``unit_dir`` to several calls to keep
-  ops' stored state and deferred events between hooks.
+  written into a source tree, ``JUJU_CHARM_DIR`` (and the working directory) is a unit
+  directory mirroring the charm with one symlink per top-level entry. Pass the same
+  ``unit_dir`` to several calls to keep ops' stored state between hooks; an unpacked
+  ``.charm`` may be its own unit directory (``unit_dir=charm_dir``), as on a unit.
 """
 
 from __future__ import annotations
@@ -43,16 +47,14 @@ from . import hooktool
 JUJU_VERSION = "3.6.4"
 HARNESS_DIR = Path(__file__).resolve().parent
 HOOKTOOL = HARNESS_DIR / "hooktool.py"
+UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""``PATH`` of a charm container (Ubuntu), after the hook tools and, packed, the unit's python3."""
 
 RELATION_HOOK_KINDS = ("created", "joined", "changed", "departed", "broken")
 
 
 def _str_dict() -> dict[str, str]:
     return {}
-
-
-def _unknown_status() -> dict[str, Any]:
-    return {"status": "unknown", "message": "", "status-data": {}}
 
 
 @dataclass(kw_only=True)
@@ -72,7 +74,6 @@ class RelationState:
     remote_units_data: dict[str, dict[str, str]] = field(default_factory=dict[str, dict[str, str]])
     local_app_data: dict[str, str] = field(default_factory=_str_dict)
     local_unit_data: dict[str, str] = field(default_factory=_str_dict)
-    remote_model_uuid: str | None = None
 
     def __post_init__(self) -> None:
         if ":" not in self.id or not self.id.rsplit(":", 1)[1].isdigit():
@@ -80,22 +81,14 @@ class RelationState:
         if not self.endpoint:
             self.endpoint = self.id.rsplit(":", 1)[0]
 
-    @property
-    def number(self) -> int:
-        """The integer relation id, as ops' ``Relation.id`` reports it."""
-        return int(self.id.rsplit(":", 1)[1])
-
 
 @dataclass(kw_only=True)
 class HookState:
-    """What Juju knows about the unit; hook tools read it and write changes back.
+    """What the hook tools answer from: the unit, its config and its relations.
 
-    JSON-serialisable by design (:meth:`to_dict`/:meth:`from_dict`): the hook tools run
-    in other processes and share it through a file. ``config`` holds explicitly set
-    options; defaults from the charm's ``config.yaml``/``charmcraft.yaml`` are added by
-    :func:`run_hook`, as Juju's ``config-get`` does. ``statuses`` has ``unit`` and
-    ``application`` entries (``status``, ``message``, ``status-data``). ``state`` is the
-    server-side key/value store of ``state-get``/``state-set``.
+    JSON-serialisable (the tools run in other processes and read it from a file).
+    ``config`` holds explicitly set options; :func:`run_hook` adds the defaults from the
+    charm's ``config.yaml``, as Juju's ``config-get`` does.
     """
 
     unit_name: str = "istio-cilium-compat-k8s/0"
@@ -104,51 +97,24 @@ class HookState:
     leader: bool = True
     config: dict[str, Any] = field(default_factory=dict[str, Any])
     relations: list[RelationState] = field(default_factory=list[RelationState])
-    statuses: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {"unit": _unknown_status(), "application": _unknown_status()}
-    )
-    state: dict[str, str] = field(default_factory=_str_dict)
-    opened_ports: list[str] = field(default_factory=list[str])
-    workload_version: str = ""
-    address: str = "10.1.42.7"
-    peer_units: list[str] = field(default_factory=list[str])
-    secrets: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
-    storage: dict[str, str] = field(default_factory=_str_dict)
-    resources: dict[str, str] = field(default_factory=_str_dict)
-    credential: dict[str, Any] | None = None
 
-    @property
-    def app_name(self) -> str:
-        return self.unit_name.split("/")[0]
-
-    def relation(self, ref: str | int) -> RelationState:
-        """Find a relation by ``"endpoint:3"`` or by number."""
+    def relation(self, ref: str) -> RelationState:
+        """Find a relation by its ``"endpoint:3"`` id."""
         for rel in self.relations:
-            if ref in (rel.id, rel.number):
+            if rel.id == ref:
                 return rel
         raise KeyError(f"no relation {ref!r} in HookState")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HookState:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in fields}
-        kwargs["relations"] = [RelationState(**r) for r in data.get("relations", [])]
-        return cls(**kwargs)
-
-    def copy(self) -> HookState:
-        return HookState.from_dict(json.loads(json.dumps(self.to_dict())))
-
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One hook tool invocation; ``stdin`` is None unless the tool read it (``--file -``)."""
+    """One hook tool invocation."""
 
     name: str
     args: list[str]
-    stdin: str | None = None
     returncode: int = 0
 
 
@@ -158,14 +124,13 @@ _LOG_FLAGS = hooktool._flags("debug", "l|log-level=", "format=")  # pyright: ign
 
 @dataclass
 class HookResult:
-    """The outcome of one hook process: exit code, output, tool calls, and final state."""
+    """The outcome of one hook process: exit code, output and the tool calls it made."""
 
     returncode: int
     stdout: str
     stderr: str
     calls: list[ToolCall]
     duration: float
-    state: HookState = field(default_factory=HookState)
 
     def calls_to(self, name: str) -> list[ToolCall]:
         """Successful and failed calls of one tool, in order."""
@@ -208,10 +173,6 @@ class HookResult:
                 _, pos = hooktool.parse_args(call.args, {})
                 message = pos[0] if pos else hooktool.ACTION_FAIL_DEFAULT
         return message
-
-    def action_logs(self) -> list[str]:
-        """Messages of ``action-log`` calls."""
-        return [" ".join(hooktool.parse_args(c.args, {})[1]) for c in self.calls_to("action-log")]
 
     def log_records(self) -> list[tuple[str, str]]:
         """(level, message) of each ``juju-log`` call."""
@@ -260,25 +221,17 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 @dataclass
 class _CharmInfo:
-    endpoints: dict[str, str]  # endpoint name -> role (requires/provides/peer)
-    bindings: list[str]
     config_defaults: dict[str, Any]
     actions: dict[str, Any]
 
 
 def _charm_info(charm_dir: Path) -> _CharmInfo:
-    """Collect endpoints, config defaults and actions from either charm metadata layout."""
+    """Config defaults and actions, from config.yaml/actions.yaml (or charmcraft.yaml)."""
     charmcraft = _load_yaml(charm_dir / "charmcraft.yaml")
-    meta = _load_yaml(charm_dir / "metadata.yaml") or charmcraft
-    endpoints: dict[str, str] = {}
-    for section, role in (("requires", "requires"), ("provides", "provides"), ("peers", "peer")):
-        for name in meta.get(section) or {}:
-            endpoints[str(name)] = role
-    bindings = [*endpoints, *(str(b) for b in (meta.get("extra-bindings") or {}))]
     config = _load_yaml(charm_dir / "config.yaml") or charmcraft.get("config") or {}
     defaults = {str(name): (opt or {}).get("default") for name, opt in (config.get("options") or {}).items()}
     actions = _load_yaml(charm_dir / "actions.yaml") or charmcraft.get("actions") or {}
-    return _CharmInfo(endpoints, bindings, defaults, actions)
+    return _CharmInfo(defaults, actions)
 
 
 def _action_params(info: _CharmInfo, action: str, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,6 +251,8 @@ def _action_params(info: _CharmInfo, action: str, given: Mapping[str, Any]) -> d
 def _make_unit_dir(charm_dir: Path, unit_dir: Path) -> None:
     """Mirror the charm's top-level entries into ``unit_dir`` as symlinks (idempotent)."""
     unit_dir.mkdir(parents=True, exist_ok=True)
+    if unit_dir.samefile(charm_dir):  # an unpacked .charm is its own unit directory
+        return
     for entry in charm_dir.iterdir():
         if entry.name == ".unit-state.db":
             continue
@@ -334,7 +289,7 @@ def _make_tool_dir(bin_dir: Path, python: str) -> None:
 def _relation_env(
     state: HookState,
     hook: str,
-    relation: str | int | None,
+    relation: str | None,
     remote_unit: str | None,
     departing_unit: str | None,
 ) -> tuple[dict[str, str], RelationState | None]:
@@ -369,6 +324,35 @@ def _relation_env(
     return env, rel
 
 
+def juju_env(state: HookState, unit: Path, dispatch_path: str, hook: str) -> dict[str, str]:
+    """What Juju's uniter exports to every hook (HookVars and the Ubuntu variables), but PATH."""
+    return {
+        "CHARM_DIR": str(unit),
+        "JUJU_CHARM_DIR": str(unit),
+        "JUJU_CONTEXT_ID": f"{state.unit_name}-{hook or 'run-action'}-1",
+        "JUJU_HOOK_NAME": hook,
+        "JUJU_AGENT_SOCKET_ADDRESS": "@/var/lib/juju/agents/unit-fake/agent.socket",
+        "JUJU_AGENT_SOCKET_NETWORK": "unix",
+        "JUJU_UNIT_NAME": state.unit_name,
+        "JUJU_MODEL_UUID": state.model_uuid,
+        "JUJU_MODEL_NAME": state.model_name,
+        "JUJU_API_ADDRESSES": "10.152.183.1:17070",
+        "JUJU_MACHINE_ID": "",
+        "JUJU_PRINCIPAL_UNIT": "",
+        "JUJU_AVAILABILITY_ZONE": "",
+        "JUJU_VERSION": JUJU_VERSION,
+        "CLOUD_API_VERSION": "",
+        "JUJU_CHARM_HTTP_PROXY": "",
+        "JUJU_CHARM_HTTPS_PROXY": "",
+        "JUJU_CHARM_FTP_PROXY": "",
+        "JUJU_CHARM_NO_PROXY": "",
+        "JUJU_DISPATCH_PATH": dispatch_path,
+        "APT_LISTCHANGES_FRONTEND": "none",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C.UTF-8",
+    }
+
+
 def run_hook(
     charm_dir: Path,
     hook: str,
@@ -378,8 +362,9 @@ def run_hook(
     action_params: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+    packed: bool = False,
     timeout: float = 60,
-    relation: str | int | None = None,
+    relation: str | None = None,
     remote_unit: str | None = None,
     departing_unit: str | None = None,
     unit_dir: Path | None = None,
@@ -390,12 +375,12 @@ def run_hook(
     ``hook`` is a Juju hook name (``install``, ``istio-metadata-relation-changed``);
     for an action pass ``action="name"`` and ``hook=""`` (or use :func:`run_action`).
     A relation hook uses the HookState relation on that endpoint, or ``relation``
-    (``"endpoint:3"`` or ``3``) if there are several; ``remote_unit`` defaults to its
-    first remote unit. ``env`` adds variables (``PYTHONPATH`` is appended to the
-    charm's). ``unit_dir`` keeps ops' ``.unit-state.db`` across calls; by default every
-    call starts from a fresh unit. ``python`` runs the charm, ``tool_python`` the fake
-    hook tools (it needs PyYAML only if the charm uses ``state-set``).
-    The input ``state`` is not modified: the final state is ``HookResult.state``.
+    (``"endpoint:3"``) if there are several; ``remote_unit`` defaults to its first
+    remote unit. ``env`` adds variables (in source mode, a ``PYTHONPATH`` there is
+    appended to the charm's). ``python`` runs the charm: in source mode as
+    ``python src/charm.py``; with ``packed``, its directory (which must hold a ``python3``)
+    is put on ``PATH`` for ``./dispatch``. ``unit_dir`` keeps ops' ``.unit-state.db`` across calls; by default
+    every call starts from a fresh unit. ``tool_python`` runs the fake hook tools.
     """
     charm_dir = Path(charm_dir).resolve()
     if action is not None:
@@ -406,7 +391,7 @@ def run_hook(
         raise ValueError("a hook name (or action=) is required")
     elif action_params is not None:
         raise ValueError("action_params need action=")
-    state = (state or HookState()).copy()
+    state = state or HookState()
     info = _charm_info(charm_dir)
     rel_env, rel = _relation_env(state, hook, relation, remote_unit, departing_unit)
 
@@ -422,43 +407,37 @@ def run_hook(
         extra = dict(env or {})
         context: dict[str, Any] = {
             "config": {**info.config_defaults, **state.config},
-            "endpoints": info.endpoints,
-            "bindings": info.bindings,
             "relation_id": rel.id if rel else None,
-            "remote_app": rel_env.get("JUJU_REMOTE_APP"),
-            "remote_unit": rel_env.get("JUJU_REMOTE_UNIT") or None,
-            "storage_id": extra.get("JUJU_STORAGE_ID"),
             "action": None,
         }
-        hook_env: dict[str, str] = {
-            "JUJU_UNIT_NAME": state.unit_name,
-            "JUJU_MODEL_NAME": state.model_name,
-            "JUJU_MODEL_UUID": state.model_uuid,
-            "JUJU_CHARM_DIR": str(unit),
-            "JUJU_VERSION": JUJU_VERSION,
-        }
+        dispatch_path = f"hooks/{hook}"
         if action is not None:
-            params = _action_params(info, action, action_params or {})
-            context["action"] = {"name": action, "params": params}
-            hook_env |= {
-                "JUJU_DISPATCH_PATH": f"actions/{action}",
-                "JUJU_HOOK_NAME": "",
-                "JUJU_ACTION_NAME": action,
-                "JUJU_ACTION_UUID": "1",
-            }
-        else:
-            hook_env |= {"JUJU_DISPATCH_PATH": f"hooks/{hook}", "JUJU_HOOK_NAME": hook}
+            dispatch_path = f"actions/{action}"
+            context["action"] = {"name": action, "params": _action_params(info, action, action_params or {})}
+        hook_env = juju_env(state, unit, dispatch_path, hook)
+        if action is not None:
+            hook_env |= {"JUJU_ACTION_NAME": action, "JUJU_ACTION_UUID": "1", "JUJU_ACTION_TAG": "action-1"}
         hook_env |= rel_env
         state_file.write_text(json.dumps({"state": state.to_dict(), "context": context}))
 
-        pythonpath = [str(unit / "lib"), str(unit / "src")]
-        if extra.get("PYTHONPATH"):
-            pythonpath.append(extra.pop("PYTHONPATH"))
+        path = [str(tmp / "bin")]
+        if packed:
+            # ./dispatch links the python3 it finds on PATH as the venv's interpreter, once:
+            # the unit's python3 must stay where it is from hook to hook, as /usr/bin does.
+            python_dir = Path(python).parent
+            if not (python_dir / "python3").exists():
+                raise ValueError(f"packed mode needs a python3 next to {python}")
+            path.append(str(python_dir))
+            command = [str(unit / "dispatch")]
+        else:
+            pythonpath = [str(unit / "lib"), str(unit / "src")]
+            if extra.get("PYTHONPATH"):
+                pythonpath.append(extra.pop("PYTHONPATH"))
+            hook_env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+            command = [python, str(unit / "src" / "charm.py")]
         hook_env |= {
-            "PATH": f"{tmp / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-            "PYTHONPATH": os.pathsep.join(pythonpath),
+            "PATH": os.pathsep.join([*path, UNIT_PATH]),
             "HOME": str(tmp / "home"),
-            "LANG": "C.UTF-8",
             hooktool.STATE_ENV: str(state_file),
             hooktool.CALLS_ENV: str(calls_file),
         }
@@ -466,7 +445,7 @@ def run_hook(
 
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [python, str(unit / "src" / "charm.py")],
+            command,
             cwd=unit,
             env=hook_env,
             stdin=subprocess.DEVNULL,
@@ -484,11 +463,10 @@ def run_hook(
         duration = time.perf_counter() - start
 
         calls = [
-            ToolCall(d["name"], d["args"], d.get("stdin"), d.get("rc", 0))
+            ToolCall(d["name"], d["args"], d.get("rc", 0))
             for d in map(json.loads, calls_file.read_text(encoding="utf-8").splitlines())
         ]
-        final = HookState.from_dict(json.loads(state_file.read_text(encoding="utf-8"))["state"])
-    return HookResult(proc.returncode, stdout, stderr, calls, duration, final)
+    return HookResult(proc.returncode, stdout, stderr, calls, duration)
 
 
 def run_action(
