@@ -57,49 +57,55 @@ def test_charmcraft_builds_ubuntu_24_04_amd64() -> None:
         assert "amd64" in platforms
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
-
-
-def test_charm_part_installs_every_runtime_dependency() -> None:
+def test_charm_part_installs_the_locked_dependencies() -> None:
+    """uv plugin: `uv sync --frozen --extra charm` from uv.lock (tests/unit/test_lock.py)."""
     tomllib = pytest.importorskip("tomllib")
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]}
-    wanted |= {_name(r) for r in project.get("optional-dependencies", {}).get("charm", [])}
     part = CHARMCRAFT["parts"]["charm"]
-    installed = {_name(r) for r in part.get("charm-binary-python-packages", [])}
-    installed |= {_name(r) for r in part.get("charm-python-packages", [])}
-    for requirements in part.get("charm-requirements", []):
-        lines = (REPO / requirements).read_text().splitlines()
-        installed |= {_name(x) for x in lines if x.strip() and not x.startswith(("#", "-"))}
-    assert wanted <= installed, sorted(wanted - installed)
-    assert {"ops", "lightkube", "charmlibs-interfaces-istio-metadata"} <= installed
+    assert part["plugin"] == "uv"
+    assert part["uv-extras"] == ["charm"]
+    assert (REPO / "uv.lock").is_file()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras) == {"charm"}  # what the charm needs beyond the engine, and only that
+    assert {r.split(">")[0] for r in extras["charm"]} == {"ops", "charmlibs-interfaces-istio-metadata"}
+    # No pre-lock ways of naming dependencies left beside the lock.
+    assert not {"charm-binary-python-packages", "charm-python-packages", "charm-requirements"} & set(part)
+
+
+def test_charm_ships_its_own_dispatch() -> None:
+    """charmcraft 4.5's generated dispatch for the uv plugin fails its own `entrypoint` linter."""
+    assert "install -m 0755 dispatch" in CHARMCRAFT["parts"]["charm"]["override-build"]
+    dispatch = (REPO / "dispatch").read_text()
+    last = [line for line in dispatch.splitlines() if line.strip()][-1]
+    assert last.split()[-1] == "./src/charm.py"  # where the linters read the entrypoint
+    assert "exec venv/bin/python" in last and "JUJU_DISPATCH_PATH=" in last
+    assert os.access(REPO / "dispatch", os.X_OK)
 
 
 def test_entrypoint_exists() -> None:
-    part = CHARMCRAFT["parts"]["charm"]
-    assert (REPO / part.get("charm-entrypoint", "src/charm.py")).is_file()
+    assert (REPO / "src" / "charm.py").is_file()
     assert "ops.main(IstioCiliumCompatCharm)" in CHARM_SOURCE
 
 
-def test_entrypoint_is_executable_in_git() -> None:
-    """Juju's `dispatch` runs `exec ./src/charm.py`: mode 100644 makes every hook exit 126.
+def test_entrypoint_and_dispatch_are_executable_in_git() -> None:
+    """Mode 100644 made every hook exit 126 (issue #12) and fails `charmcraft analyse`.
 
-    The packed charm keeps the mode git checked out, so the index is what must say 100755
-    (`git update-index --chmod=+x src/charm.py`), and the shebang must name python3.
+    A dispatch that runs `exec ./src/charm.py` (charmcraft's for its charm plugin) needs
+    the bit, as Juju needs it on ./dispatch. The packed charm keeps the modes git checked
+    out, so the index must say 100755 (`git update-index --chmod=+x <path>`).
     """
     assert CHARM_SOURCE.startswith("#!/usr/bin/env python3\n")
     assert os.access(REPO / "src" / "charm.py", os.X_OK), "src/charm.py is not executable here"
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: the working tree's mode was checked above")
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "--stage", "--", "src/charm.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert listed[:1] == ["100755"], f"git records src/charm.py as {listed[:1]}"
+    for path in ("src/charm.py", "dispatch"):
+        listed = subprocess.run(
+            ["git", "-C", str(REPO), "ls-files", "--stage", "--", path],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert listed[:1] == ["100755"], f"git records {path} as {listed[:1]}"
 
 
 # ----------------------------------------------------------------------------- metadata.yaml
