@@ -47,7 +47,7 @@ for _path in (REPO / "lib", REPO, REPO / "src"):  # src ends up first, as with t
 
 import yaml  # noqa: E402
 
-from istio_cilium_compat.collect import Collector, client_from_kubeconfig, collect  # noqa: E402
+from istio_cilium_compat.collect import client_from_kubeconfig, collect  # noqa: E402
 from istio_cilium_compat.rules import evaluate  # noqa: E402
 from tests.bigcluster import big_cluster  # noqa: E402
 from tests.fakekube import FakeKube, RecordedRequest  # noqa: E402
@@ -305,16 +305,16 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
 def one_check(kubeconfig: Path, fake: FakeKube) -> tuple[float, dict[str, Any]]:
     fake.clear_requests()
     start = time.perf_counter()
-    client = client_from_kubeconfig(str(kubeconfig), None, timeout=30.0)
-    collector = Collector(client)
-    snapshot = collect(client, collector=collector)
+    api = client_from_kubeconfig(str(kubeconfig), None, timeout=30.0)
+    reads = collect(api)
+    snapshot = reads.snapshot()
     report = evaluate(snapshot)
     elapsed = time.perf_counter() - start
-    client.close()
+    api.close()
     requests = list(fake.requests)
     only_gets(requests, "the collector")
-    if collector.requests != len(requests):
-        raise RuntimeError(f"collector counted {collector.requests} requests, the server saw {len(requests)}")
+    if reads.requests != len(requests):
+        raise RuntimeError(f"collector counted {reads.requests} requests, the server saw {len(requests)}")
     if snapshot.problems:
         raise RuntimeError(f"the check met problems: {snapshot.problems}")
     first = [r for r in requests if "continue" not in r.query]

@@ -293,7 +293,7 @@ class IstioCiliumCompatCharm(ops.CharmBase):
         kwargs: dict[str, Any] = {"cilium_namespace": settings.cilium_namespace or None}
         if istio_namespace:
             kwargs.update(istio_namespace=istio_namespace, istio_namespace_source=source)
-        snapshot = kube.collect(client, **kwargs)
+        snapshot = kube.read_snapshot(client, **kwargs)
         report = evaluate(snapshot)
         self._log_if_changed(snapshot, report)
         return judge(snapshot, report, warnings_block=settings.warnings_block)

@@ -99,20 +99,9 @@ class Case:
     """False when kube-apiserver would refuse the objects: only manifests can hold them."""
     manifest_text: str | None = None
     """YAML written for the manifests run instead of dumping `objects` (e.g. unquoted scalars)."""
-    manifest_ids: list[str] | None = None
-    """Ids from the manifests when they must differ from the API's (the API could not decode)."""
-    manifest_verdict: Verdict | None = None
     xfail: str | None = None
     """Why the rules give a wrong answer here (the expectation above is the correct one)."""
     note: str = ""
-
-    @property
-    def ids_from_manifests(self) -> list[str]:
-        return self.expected_ids if self.manifest_ids is None else self.manifest_ids
-
-    @property
-    def verdict_from_manifests(self) -> Verdict:
-        return self.expected_verdict if self.manifest_verdict is None else self.manifest_verdict
 
     def manifest_yaml(self) -> str:
         """The saved-manifests form of this cluster (multi-document YAML)."""
@@ -294,6 +283,22 @@ def without_template() -> list[Obj]:
     agent = cilium_agent()
     del agent["spec"]["template"]
     return replace(healthy(), "DaemonSet", "cilium", agent)
+
+
+def template_a_string() -> Obj:
+    agent = cilium_agent()
+    agent["spec"]["template"] = "cilium"
+    return agent
+
+
+def spec_a_number(obj: Obj) -> Obj:
+    obj["spec"] = 5
+    return obj
+
+
+def env_a_string(daemonset: Obj) -> Obj:
+    daemonset["spec"]["template"]["spec"]["containers"][0]["env"] = "ISTIO_META_DNS_CAPTURE=true"
+    return daemonset
 
 
 def cilium_in(ns: str, **overrides: str | None) -> list[Obj]:
@@ -628,11 +633,11 @@ CASES: tuple[Case, ...] = (
     Case(
         "labels-as-a-list",
         labels_as_list(),
-        ["CIC001"],
+        ["CIC001", "CIC015"],
         "incompatible",
-        ("blocked", f"{CIC001}{RUN}"),
+        ("blocked", f"{CIC001} (+1 more){RUN}"),
         api=False,
-        note="list labels read as no labels: bookinfo is not ambient (no CIC002), the agent is unlabelled",
+        note="list labels make bookinfo and the agent unreadable: both named (CIC015), the rest judged",
     ),
     # --- policies ----------------------------------------------------------------------------------
     Case(
@@ -693,20 +698,47 @@ CASES: tuple[Case, ...] = (
             f"CIC011: Cilium BPF host routing is on: ambient probes time out, set legacy host routing{RUN}",
         ),
     ),
-    # --- the API misbehaves ---------------------------------------------------------------------
+    # --- malformed objects: each one named, the rest of its list used ---------------------------
     Case(
         "daemonset-without-template",
         without_template(),
+        [],
+        "compatible",
+        ("active", f"Cilium: compatible with Istio ambient ({CHECKS} checks)"),
+        note="a missing field is read leniently (no image: version unknown), as Kubernetes would store it",
+    ),
+    Case(
+        "daemonset-template-a-string",
+        replace(healthy(), "DaemonSet", "cilium", template_a_string()),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read daemonsets.apps{RUN}"),
-        manifest_ids=[],
-        manifest_verdict="compatible",
+        ("blocked", f"CIC015: Could not read DaemonSet kube-system/cilium{RUN}"),
+        note="spec.template is a string: the agent's DaemonSet is unusable and named; the other DaemonSets are read",
+    ),
+    Case(
+        "networkpolicy-spec-a-number",
+        [
+            *healthy(),
+            spec_a_number(network_policy("bookinfo", "broken", {})),
+            network_policy("bookinfo", "default-deny", DENY_ALL_INGRESS),
+        ],
+        ["CIC005", "CIC015"],
+        "unknown",
+        ("blocked", f"{CIC005[:84]}… (+1 more){RUN}"),
+        note="`spec: 5` makes one NetworkPolicy unusable; the deny-all next to it is still judged (CIC005)",
+    ),
+    Case(
+        "ztunnel-env-a-string",
+        replace(healthy(), "DaemonSet", "ztunnel", env_a_string(ztunnel())),
+        ["CIC015", "CIC008"],
+        "unknown",
+        ("blocked", f"CIC015: Could not read DaemonSet istio-system/ztunnel{RUN}"),
         note=(
-            "the API answer does not decode (DaemonSetSpec.template is required): the list is lost, "
-            "verdict unknown; saved manifests are read leniently (no image, version unknown)"
+            "a container's env is a string, not a list: ztunnel's DaemonSet is named (CIC015), not guessed "
+            "at, so no ztunnel is seen (CIC008)"
         ),
     ),
+    # --- the API misbehaves ---------------------------------------------------------------------
     Case(
         "server-500-on-ciliumnetworkpolicies",
         healthy(),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .collect import Reads
     from .snapshot import Snapshot
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_INPUT = 0, 1, 2
@@ -93,17 +94,19 @@ def load_snapshot(args: argparse.Namespace) -> Snapshot:
             )
         except ManifestError as exc:
             raise InputError(str(exc)) from exc
-    from .collect import CollectError, client_from_kubeconfig, collect
+    from .collect import CollectError, client_from_kubeconfig, read_snapshot
 
     try:
-        client = client_from_kubeconfig(args.kubeconfig, args.context, timeout=args.timeout)
-        return collect(client, istio_namespace=args.istio_namespace, cilium_namespace=args.cilium_namespace)
+        api = client_from_kubeconfig(args.kubeconfig, args.context, timeout=args.timeout)
+        return read_snapshot(
+            api, istio_namespace=args.istio_namespace, cilium_namespace=args.cilium_namespace
+        )
     except CollectError as exc:
         raise InputError(str(exc)) from exc
 
 
-def _unreachable(snapshot: Snapshot) -> str | None:
-    for problem in snapshot.problems:
+def _unreachable(found: Snapshot | Reads) -> str | None:
+    for problem in found.problems:
         if problem.kind == "unreachable":
             return f"cannot reach the Kubernetes API: {problem.message}"
     return None
@@ -143,29 +146,23 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    """`dump`: the objects `check` reads (no Secrets ever), one `kind: List` file per kind."""
+    """`dump`: the raw objects `check` reads (no Secrets ever), one `kind: List` file per kind."""
     from pathlib import Path
 
     import yaml
 
     from .collect import CollectError, client_from_kubeconfig, collect
 
-    objects: list[dict[str, object]] = []
     try:
-        client = client_from_kubeconfig(args.kubeconfig, args.context, timeout=args.timeout)
-        snapshot = collect(
-            client,
-            istio_namespace=args.istio_namespace,
-            cilium_namespace=args.cilium_namespace,
-            objects_out=objects,
-        )
+        api = client_from_kubeconfig(args.kubeconfig, args.context, timeout=args.timeout)
+        reads = collect(api, cilium_namespace=args.cilium_namespace)
     except CollectError as exc:
         raise InputError(str(exc)) from exc
-    reason = _unreachable(snapshot)
+    reason = _unreachable(reads)
     if reason:
         raise InputError(reason)
     by_kind: dict[str, list[dict[str, object]]] = {}
-    for obj in objects:
+    for obj in reads.objects:
         by_kind.setdefault(str(obj.get("kind")), []).append(obj)
     directory = Path(args.directory)
     try:
@@ -183,9 +180,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
             )
     except OSError as exc:
         raise InputError(f"cannot write {directory}: {exc.strerror or exc}") from exc
-    for problem in snapshot.problems:
+    for problem in reads.problems:
         print(f"warning: could not read {problem.resource}: {problem.message}", file=sys.stderr)
-    print(f"wrote {len(objects)} objects to {directory} ({len(by_kind)} files)")
+    print(f"wrote {len(reads.objects)} objects to {directory} ({len(by_kind)} files)")
     return EXIT_OK
 
 

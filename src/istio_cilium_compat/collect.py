@@ -1,12 +1,22 @@
-"""Read a live cluster with lightkube into a `Snapshot` (get and list only).
+"""Read raw objects (dicts) from a live cluster with lightkube: get and list only.
 
 The collector only fetches; `assemble.build_snapshot` (shared with the manifest
-loader) decides nothing either, and the rules decide everything. The number of
-requests is constant whatever the cluster size: one list per resource type
-across all namespaces with server-side selectors, paged in `CHUNK` items.
-Cluster problems never raise: a 403 or an error is recorded on the snapshot, a
-missing CRD (404) means "not installed", and after the first connection failure
-or timeout the remaining reads are skipped instead of each waiting the timeout.
+loader) turns what it read into a `Snapshot`, and the rules decide everything.
+The number of requests is constant whatever the cluster size: one list per
+resource type across all namespaces with server-side selectors, paged in `CHUNK`
+items. Cluster problems never raise: a 403 or an error is recorded as a problem,
+a missing CRD (404) means "not installed", and after the first connection
+failure or timeout the remaining reads are skipped instead of each waiting the
+timeout.
+
+Every type, built-in ones included, is read as a lightkube *generic resource*
+(`lightkube.generic_resource.create_namespaced_resource`): lightkube 1.0's public
+way to list and get objects that it decodes as plain dicts, without validating
+them against its typed models. Typed models decode strictly (msgspec), so one
+object with a field of the wrong type would lose its whole list; as dicts, each
+object is judged on its own by `assemble`. It also spares importing and building
+the typed models. Requests are counted by the transport handed to
+`lightkube.Client(transport=...)`, the one supported place to see them.
 
 The reads run one after the other on purpose: running them in threads crashed the
 process (SIGSEGV in lightkube's msgspec list decoder, built on first use by two
@@ -15,18 +25,23 @@ threads at once; reproduced 9 times in 20 hooks with 4 workers).
 
 from __future__ import annotations
 
+import base64
 import os
-from collections.abc import Callable, Iterable
+import ssl
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx2
-from lightkube import ApiError, Client, KubeConfig
+from lightkube import ApiError, Client, KubeConfig, SingleConfig
 from lightkube.core.exceptions import ConfigError
-from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.resources.apps_v1 import DaemonSet
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod
-from lightkube.resources.networking_v1 import NetworkPolicy
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_global_resource,
+    create_namespaced_resource,
+)
 
 from .assemble import (
     CANONICAL_K8S_CONFIG,
@@ -40,24 +55,65 @@ from .assemble import (
 from .snapshot import ProblemKind, ReadProblem, Snapshot
 
 CHUNK = 500
-"""Page size for lists that grow with the cluster (policies, namespaces)."""
+"""Page size of every list."""
 ALL = "*"
 
-CiliumNodeConfigV2 = create_namespaced_resource("cilium.io", "v2", "CiliumNodeConfig", "ciliumnodeconfigs")
-CiliumNodeConfigV2alpha1 = create_namespaced_resource(
-    "cilium.io", "v2alpha1", "CiliumNodeConfig", "ciliumnodeconfigs"
+Resource = type[GenericNamespacedResource] | type[GenericGlobalResource]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One API type as the collector reads it: the versions to try, newest first."""
+
+    kind: str
+    group: str
+    plural: str
+    versions: tuple[str, ...]
+    namespaced: bool = True
+
+    @property
+    def resource(self) -> str:
+        """`plural.group`, as Kubernetes names it in errors (and the charm in its status)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def api_version(self, version: str) -> str:
+        """`group/version`, or `version` for the core group."""
+        return f"{self.group}/{version}" if self.group else version
+
+    def classes(self) -> list[tuple[str, Resource]]:
+        """(apiVersion, generic resource class) per version, created once per process."""
+        return [(self.api_version(v), _generic_class(self, v)) for v in self.versions]
+
+
+_CLASSES: dict[tuple[str, str, str], Resource] = {}
+
+
+def _generic_class(kind: Kind, version: str) -> Resource:
+    # Created once: lightkube 1.0.1 looks core-group classes up under "/v1" but files them
+    # under "v1", so a second create_*_resource call for a core kind raises.
+    key = (kind.group, version, kind.kind)
+    if key not in _CLASSES:
+        create = create_namespaced_resource if kind.namespaced else create_global_resource
+        _CLASSES[key] = create(kind.group, version, kind.kind, kind.plural)
+    return _CLASSES[key]
+
+
+CONFIG_MAP = Kind("ConfigMap", "", "configmaps", ("v1",))
+DAEMON_SET = Kind("DaemonSet", "apps", "daemonsets", ("v1",))
+POD = Kind("Pod", "", "pods", ("v1",))
+NAMESPACE = Kind("Namespace", "", "namespaces", ("v1",), namespaced=False)
+NETWORK_POLICY = Kind("NetworkPolicy", "networking.k8s.io", "networkpolicies", ("v1",))
+CILIUM_NODE_CONFIG = Kind("CiliumNodeConfig", "cilium.io", "ciliumnodeconfigs", ("v2", "v2alpha1"))
+CILIUM_NETWORK_POLICY = Kind("CiliumNetworkPolicy", "cilium.io", "ciliumnetworkpolicies", ("v2",))
+CILIUM_CLUSTERWIDE_NETWORK_POLICY = Kind(
+    "CiliumClusterwideNetworkPolicy",
+    "cilium.io",
+    "ciliumclusterwidenetworkpolicies",
+    ("v2",),
+    namespaced=False,
 )
-CiliumNetworkPolicy = create_namespaced_resource(
-    "cilium.io", "v2", "CiliumNetworkPolicy", "ciliumnetworkpolicies"
-)
-CiliumClusterwideNetworkPolicy = create_global_resource(
-    "cilium.io", "v2", "CiliumClusterwideNetworkPolicy", "ciliumclusterwidenetworkpolicies"
-)
-PeerAuthenticationV1 = create_namespaced_resource(
-    "security.istio.io", "v1", "PeerAuthentication", "peerauthentications"
-)
-PeerAuthenticationV1beta1 = create_namespaced_resource(
-    "security.istio.io", "v1beta1", "PeerAuthentication", "peerauthentications"
+PEER_AUTHENTICATION = Kind(
+    "PeerAuthentication", "security.istio.io", "peerauthentications", ("v1", "v1beta1")
 )
 
 
@@ -65,17 +121,84 @@ class CollectError(Exception):
     """No client could be built (bad kubeconfig, no in-cluster credentials)."""
 
 
-def _timeout(seconds: float) -> httpx2.Timeout:
-    return httpx2.Timeout(seconds)
+class CountingTransport(httpx2.HTTPTransport):
+    """httpx2's transport, counting the requests sent (pages included)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.requests = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Count, then send."""
+        self.requests += 1
+        return super().handle_request(request)
 
 
-def client_from_kubeconfig(path: str | None, context: str | None, timeout: float = 5.0) -> Client:
+@dataclass
+class KubeApi:
+    """A lightkube client and the transport under it (which counts requests)."""
+
+    client: Client
+    transport: CountingTransport
+
+    @property
+    def server(self) -> str:
+        """The API server's URL, as the kubeconfig gives it."""
+        return str(self.client.config.cluster.server)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.client.close()
+
+
+def _ssl_context(config: SingleConfig) -> ssl.SSLContext:
+    """Verification as kubectl does it: the cluster's CA when given, the system's otherwise."""
+    cluster, user = config.cluster, config.user
+    if cluster.insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cluster.certificate_auth:
+        context = ssl.create_default_context(cafile=str(config.abs_file(cluster.certificate_auth)))
+    elif cluster.certificate_auth_data:
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster.certificate_auth_data).decode())
+    else:
+        context = ssl.create_default_context()
+    if user is not None and (user.client_cert or user.client_cert_data):
+        _load_client_cert(context, config)
+    return context
+
+
+def _load_client_cert(context: ssl.SSLContext, config: SingleConfig) -> None:
+    user = config.user
+    assert user is not None
+    if user.client_cert_data and user.client_key_data:
+        # The ssl module loads certificates from files only; these live for the call.
+        with tempfile.NamedTemporaryFile() as cert, tempfile.NamedTemporaryFile() as key:
+            cert.write(base64.b64decode(user.client_cert_data))
+            key.write(base64.b64decode(user.client_key_data))
+            cert.flush()
+            key.flush()
+            context.load_cert_chain(cert.name, key.name)
+    elif user.client_cert and user.client_key:
+        context.load_cert_chain(str(config.abs_file(user.client_cert)), str(config.abs_file(user.client_key)))
+
+
+def _connect(config: SingleConfig | None, timeout: float) -> KubeApi:
+    if config is None:
+        raise ConfigError("no current context")
+    transport = CountingTransport(verify=_ssl_context(config), trust_env=False)
+    client = Client(config, timeout=httpx2.Timeout(timeout), trust_env=False, transport=transport)
+    return KubeApi(client, transport)
+
+
+def client_from_kubeconfig(path: str | None, context: str | None, timeout: float = 5.0) -> KubeApi:
     """A client from a kubeconfig file ($KUBECONFIG or ~/.kube/config when `path` is None)."""
     path = path or _first_kubeconfig(os.environ.get("KUBECONFIG", ""))
     try:
         config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
-        return Client(config.get(context_name=context), timeout=_timeout(timeout), trust_env=False)
-    except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
+        return _connect(config.get(context_name=context), timeout)
+    except (ConfigError, OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
         where = path or "$KUBECONFIG / ~/.kube/config"
         raise CollectError(f"cannot load kubeconfig {where}: {exc}") from exc
 
@@ -87,38 +210,49 @@ def _first_kubeconfig(value: str) -> str | None:
     return next((p for p in value.split(os.pathsep) if p and os.path.isfile(p)), None)
 
 
-def in_cluster_client(timeout: float = 5.0) -> Client:
+def in_cluster_client(timeout: float = 5.0) -> KubeApi:
     """The pod's service account (what `juju trust` grants), else $KUBECONFIG."""
     try:
-        return Client(KubeConfig.from_env(), timeout=_timeout(timeout), trust_env=False)
-    except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
+        return _connect(KubeConfig.from_env().get(), timeout)
+    except (ConfigError, OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
         raise CollectError(f"no Kubernetes credentials: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What one check read: raw objects, the problems met, the requests sent."""
+
+    objects: tuple[dict[str, Any], ...]
+    problems: tuple[ReadProblem, ...]
+    requests: int
+    """HTTP requests sent, pages included."""
+    source: str
+    cilium_namespace: str | None = None
+
+    def snapshot(
+        self, *, istio_namespace: str | None = None, istio_namespace_source: str = "option"
+    ) -> Snapshot:
+        """The snapshot of these objects (through `assemble.build_snapshot`, as saved manifests)."""
+        return build_snapshot(
+            self.objects,
+            source=self.source,
+            istio_namespace=istio_namespace,
+            istio_namespace_source=istio_namespace_source,
+            cilium_namespace=self.cilium_namespace,
+            problems=self.problems,
+        )
+
+
 @dataclass
-class Collector:
-    """One check's worth of reads, with the problems met and the requests made."""
+class _Session:
+    """One check's worth of reads, with the problems met."""
 
     client: Client
     problems: list[ReadProblem] = field(default_factory=list)
-    requests: int = 0
-    """HTTP requests sent, pages included (counted by an httpx request hook)."""
     unreachable: bool = False
     answered: int = 0
     """Reads the API answered (404 included): none at all means it is down, not broken."""
     transport_errors: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        try:  # lightkube exposes no hook of its own; its httpx client does
-            http = self.client._client._client  # type: ignore[attr-defined]
-            hooks = http.event_hooks
-            hooks.setdefault("request", []).append(self._count)
-            http.event_hooks = hooks
-        except Exception:  # pragma: no cover - lightkube internals changed: count stays 0
-            pass
-
-    def _count(self, _request: object) -> None:
-        self.requests += 1
 
     def _record(self, resource: str, kind: ProblemKind, message: str, namespace: str | None = None) -> None:
         self.problems.append(
@@ -151,150 +285,96 @@ class Collector:
         except httpx2.HTTPError as exc:  # reset, connection dropped mid-list
             self.transport_errors.append(f"{type(exc).__name__}: {exc}")
             self._record(resource, "error", f"{type(exc).__name__}: {exc}", namespace)
-        except Exception as exc:  # undecodable objects, bad JSON: a finding, never a crash
+        except Exception as exc:  # a body that is not JSON: a finding, never a crash
             self._record(resource, "invalid", f"{type(exc).__name__}: {exc}", namespace)
         return []
 
     def list(
         self,
-        res: Any,
-        resource: str,
-        kind: str,
+        kind: Kind,
         *,
         namespace: str | None = ALL,
-        labels: dict[str, Any] | None = None,
-        fields: dict[str, Any] | None = None,
-        chunk_size: int | None = None,
-    ) -> list[dict[str, Any]] | None:
-        """List objects as plain dicts tagged with their kind."""
-
-        def read() -> list[dict[str, Any]]:
-            items = []
-            scope = {} if namespace is None else {"namespace": namespace}
-            for obj in self.client.list(res, labels=labels, fields=fields, chunk_size=chunk_size, **scope):
-                item = obj.to_dict()
-                item["kind"] = kind
-                items.append(item)
-            return items
-
-        return self._guard(resource, None if namespace in (ALL, None) else namespace, read)
-
-    def get(self, res: Any, resource: str, kind: str, name: str, namespace: str) -> list[dict[str, Any]]:
-        """Get one object; absent is an empty list."""
-
-        def read() -> list[dict[str, Any]]:
-            item = self.client.get(res, name, namespace=namespace).to_dict()
-            item["kind"] = kind
-            return [item]
-
-        return self._guard(resource, namespace, read) or []
-
-    def list_versions(
-        self, versions: Iterable[Any], resource: str, kind: str, *, namespace: str | None = ALL
+        labels: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """The first served version of a CRD; 404 for all means not installed."""
-        for res in versions:
-            found = self.list(res, resource, kind, namespace=namespace, chunk_size=CHUNK)
+        """All objects of the first served version, paged; 404 for every version means none."""
+        for api_version, res in kind.classes():
+
+            def read(res: Any = res, api_version: str = api_version) -> list[dict[str, Any]]:
+                scope = {"namespace": namespace} if kind.namespaced else {}
+                pages = self.client.list(
+                    res, labels=dict(labels or {}), fields=dict(fields or {}), chunk_size=CHUNK, **scope
+                )
+                return [_raw(obj, kind.kind, api_version) for obj in pages]
+
+            found = self._guard(kind.resource, None if namespace in (ALL, None) else namespace, read)
             if found is not None:
                 return found
         return []
 
+    def get(self, kind: Kind, name: str, namespace: str) -> list[dict[str, Any]]:
+        """One object; absent is an empty list."""
+        api_version, found = kind.classes()[0]
+        res = cast(type[GenericNamespacedResource], found)  # only namespaced objects are read by name
 
-def collect(
-    client: Client,
+        def read() -> list[dict[str, Any]]:
+            return [_raw(self.client.get(res, name, namespace=namespace), kind.kind, api_version)]
+
+        return self._guard(kind.resource, namespace, read) or []
+
+
+def _raw(obj: Any, kind: str, api_version: str) -> dict[str, Any]:
+    """A plain dict with its kind and apiVersion (built-in list items carry neither)."""
+    item = dict(obj)
+    item.setdefault("apiVersion", api_version)
+    item.setdefault("kind", kind)
+    return item
+
+
+def collect(api: KubeApi, *, cilium_namespace: str | None = None) -> Reads:
+    """Read what the rules need, with a constant number of requests."""
+    before = api.transport.requests
+    s = _Session(api.client)
+    objects: list[dict[str, Any]] = []
+    if cilium_namespace:
+        objects += s.get(CONFIG_MAP, CILIUM_CONFIG, cilium_namespace)
+    else:
+        objects += s.list(CONFIG_MAP, fields={"metadata.name": CILIUM_CONFIG})
+    objects += s.get(CONFIG_MAP, CANONICAL_K8S_CONFIG[1], CANONICAL_K8S_CONFIG[0])
+    objects += s.list(DAEMON_SET, labels={CILIUM_AGENT_LABEL[0]: (CILIUM_AGENT_LABEL[1], ISTIO_CNI_LABEL[1])})
+    # Everywhere: a wrong root namespace shows.
+    objects += s.list(DAEMON_SET, labels={ZTUNNEL_LABEL[0]: ZTUNNEL_LABEL[1]})
+    cilium_ns = cilium_namespace or _agent_namespace(objects)
+    objects += s.list(POD, namespace=cilium_ns or ALL, labels={CILIUM_AGENT_LABEL[0]: CILIUM_AGENT_LABEL[1]})
+    objects += s.list(CILIUM_NODE_CONFIG, namespace=cilium_ns or ALL)
+    objects += s.list(NAMESPACE, labels={DATAPLANE_MODE_LABEL: None})
+    objects += s.list(PEER_AUTHENTICATION)
+    objects += s.list(NETWORK_POLICY)
+    objects += s.list(CILIUM_NETWORK_POLICY)
+    objects += s.list(CILIUM_CLUSTERWIDE_NETWORK_POLICY)
+    problems = s.problems
+    if s.answered == 0 and s.transport_errors and not s.unreachable:
+        # Every connection was reset: the API is down, not one resource broken.
+        problems = [ReadProblem("Kubernetes API", "unreachable", s.transport_errors[0][:300])]
+    return Reads(
+        objects=tuple(objects),
+        problems=tuple(problems),
+        requests=api.transport.requests - before,
+        source=f"cluster: {api.server}",
+        cilium_namespace=cilium_namespace,
+    )
+
+
+def read_snapshot(
+    api: KubeApi,
     *,
     istio_namespace: str | None = None,
     istio_namespace_source: str = "option",
     cilium_namespace: str | None = None,
-    collector: Collector | None = None,
-    objects_out: list[dict[str, Any]] | None = None,
 ) -> Snapshot:
-    """Read what the rules need, with a constant number of requests.
-
-    `objects_out` receives the raw objects read (for `istio-cilium-compat dump`).
-    """
-    c = collector or Collector(client)
-    objects: list[dict[str, Any]] = []
-    if cilium_namespace:
-        objects += c.get(ConfigMap, "configmaps", "ConfigMap", CILIUM_CONFIG, cilium_namespace)
-    else:
-        objects += c.list(ConfigMap, "configmaps", "ConfigMap", fields={"metadata.name": CILIUM_CONFIG}) or []
-    objects += c.get(ConfigMap, "configmaps", "ConfigMap", CANONICAL_K8S_CONFIG[1], CANONICAL_K8S_CONFIG[0])
-    daemonsets = c.list(
-        DaemonSet,
-        "daemonsets.apps",
-        "DaemonSet",
-        labels={CILIUM_AGENT_LABEL[0]: (CILIUM_AGENT_LABEL[1], ISTIO_CNI_LABEL[1])},
-    )
-    objects += daemonsets or []
-    objects += (
-        c.list(
-            DaemonSet,
-            "daemonsets.apps",
-            "DaemonSet",
-            labels={ZTUNNEL_LABEL[0]: ZTUNNEL_LABEL[1]},  # everywhere: a wrong root namespace shows
-        )
-        or []
-    )
-    cilium_ns = cilium_namespace or _agent_namespace(objects)
-    objects += (
-        c.list(
-            Pod,
-            "pods",
-            "Pod",
-            namespace=cilium_ns or ALL,
-            labels={CILIUM_AGENT_LABEL[0]: CILIUM_AGENT_LABEL[1]},
-        )
-        or []
-    )
-    objects += c.list_versions(
-        (CiliumNodeConfigV2, CiliumNodeConfigV2alpha1),
-        "ciliumnodeconfigs.cilium.io",
-        "CiliumNodeConfig",
-        namespace=cilium_ns or ALL,
-    )
-    objects += (
-        c.list(
-            Namespace,
-            "namespaces",
-            "Namespace",
-            namespace=None,
-            labels={DATAPLANE_MODE_LABEL: None},
-            chunk_size=CHUNK,
-        )
-        or []
-    )
-    objects += c.list_versions(
-        (PeerAuthenticationV1, PeerAuthenticationV1beta1),
-        "peerauthentications.security.istio.io",
-        "PeerAuthentication",
-    )
-    objects += (
-        c.list(NetworkPolicy, "networkpolicies.networking.k8s.io", "NetworkPolicy", chunk_size=CHUNK) or []
-    )
-    objects += c.list_versions(
-        (CiliumNetworkPolicy,), "ciliumnetworkpolicies.cilium.io", "CiliumNetworkPolicy"
-    )
-    objects += c.list_versions(
-        (CiliumClusterwideNetworkPolicy,),
-        "ciliumclusterwidenetworkpolicies.cilium.io",
-        "CiliumClusterwideNetworkPolicy",
-        namespace=None,
-    )
-    if objects_out is not None:
-        objects_out.extend(objects)
-    problems = c.problems
-    if c.answered == 0 and c.transport_errors and not c.unreachable:
-        # Every connection was reset: the API is down, not one resource broken.
-        problems = [ReadProblem("Kubernetes API", "unreachable", c.transport_errors[0][:300])]
-    return build_snapshot(
-        objects,
-        source=f"cluster: {_server(client)}",
-        istio_namespace=istio_namespace,
-        istio_namespace_source=istio_namespace_source,
-        cilium_namespace=cilium_namespace,
-        problems=problems,
-    )
+    """`collect`, then `Reads.snapshot`: the live cluster as the rules see it."""
+    reads = collect(api, cilium_namespace=cilium_namespace)
+    return reads.snapshot(istio_namespace=istio_namespace, istio_namespace_source=istio_namespace_source)
 
 
 def _message(exc: httpx2.HTTPStatusError) -> str:
@@ -307,17 +387,16 @@ def _message(exc: httpx2.HTTPStatusError) -> str:
         return ""
 
 
-def _agent_namespace(objects: list[dict[str, Any]]) -> str | None:
+def _agent_namespace(objects: Iterable[Mapping[str, Any]]) -> str | None:
     """Where the cilium agent runs (to read only its pods and node configs)."""
     for obj in objects:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        if obj.get("kind") == "DaemonSet" and labels.get(CILIUM_AGENT_LABEL[0]) == CILIUM_AGENT_LABEL[1]:
-            return (obj.get("metadata") or {}).get("namespace")
+        meta = obj.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, Mapping) else None
+        if (
+            obj.get("kind") == "DaemonSet"
+            and isinstance(labels, Mapping)
+            and labels.get(CILIUM_AGENT_LABEL[0]) == CILIUM_AGENT_LABEL[1]
+        ):
+            namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+            return namespace if isinstance(namespace, str) else None
     return None
-
-
-def _server(client: Client) -> str:
-    try:
-        return str(client._client.config.cluster.server)  # type: ignore[attr-defined]
-    except Exception:
-        return "(unknown server)"

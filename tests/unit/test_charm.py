@@ -109,13 +109,13 @@ def use_kube(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[FakeK
 def collect_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Count (and record the arguments of) every check: one per dispatched event."""
     calls: list[dict[str, Any]] = []
-    real = kube.collect
+    real = kube.read_snapshot
 
     def counting(client: Any, **kwargs: Any) -> Any:
         calls.append(kwargs)
         return real(client, **kwargs)
 
-    monkeypatch.setattr(kube, "collect", counting)
+    monkeypatch.setattr(kube, "read_snapshot", counting)
     # Never read a real cluster from the developer's environment.
     monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     return calls

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from istio_cilium_compat.cli import main
-from istio_cilium_compat.collect import CHUNK, Collector, client_from_kubeconfig, collect
+from istio_cilium_compat.collect import CHUNK, Reads, client_from_kubeconfig, collect, read_snapshot
 from istio_cilium_compat.manifests import load_snapshot
 from istio_cilium_compat.rules import evaluate
 from tests.bigcluster import big_cluster
@@ -33,18 +33,17 @@ def comparable(report) -> dict:
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=[p.name for p in EXAMPLE_DIRS])
 def test_collector_matches_manifests(folder: Path, tmp_path: Path) -> None:
     with FakeKube.from_paths(folder) as fake:
-        live = evaluate(collect(client(fake, tmp_path)))
+        live = evaluate(read_snapshot(client(fake, tmp_path)))
         assert {r.method for r in fake.requests} == {"GET"}
     offline = evaluate(load_snapshot([folder]))
     assert comparable(live) == comparable(offline)
     assert live.source.startswith("cluster: http://127.0.0.1:")
 
 
-def run_collect(objects: list, tmp_path: Path) -> tuple[Collector, list]:
+def run_collect(objects: list, tmp_path: Path) -> tuple[Reads, list]:
     with FakeKube(objects) as fake:
-        collector = Collector(client(fake, tmp_path))
-        collect(collector.client, collector=collector)
-        return collector, list(fake.requests)
+        reads = collect(client(fake, tmp_path))
+        return reads, list(fake.requests)
 
 
 def test_request_count_is_constant(tmp_path: Path) -> None:
@@ -75,7 +74,7 @@ def test_only_get_and_no_secrets(tmp_path: Path) -> None:
 def test_forbidden_resource_gives_finding_and_rest_of_report(tmp_path: Path) -> None:
     with FakeKube(healthy(bpf_lb_sock_hostns_only=None, cni_exclusive="true")) as fake:
         fake.forbid("ciliumnetworkpolicies", group="cilium.io")
-        report = evaluate(collect(client(fake, tmp_path)))
+        report = evaluate(read_snapshot(client(fake, tmp_path)))
     assert report.ids == ["CIC001", "CIC003", "CIC014"]
     assert "ciliumnetworkpolicies.cilium.io" in report.ordered[2].summary
     assert report.ordered[2].fix == "Grant get/list on ciliumnetworkpolicies.cilium.io (README, RBAC)."
@@ -86,7 +85,7 @@ def test_forbidden_resource_gives_finding_and_rest_of_report(tmp_path: Path) -> 
 def test_forbidden_configmaps_gives_unknown(tmp_path: Path) -> None:
     with FakeKube(healthy()) as fake:
         fake.forbid("configmaps")
-        report = evaluate(collect(client(fake, tmp_path)))
+        report = evaluate(read_snapshot(client(fake, tmp_path)))
     assert report.ids == ["CIC007", "CIC014"]
     assert report.verdict.value == "unknown"
 
@@ -104,7 +103,7 @@ def test_missing_crds_mean_not_installed(tmp_path: Path, body: str) -> None:
             fake.uninstall("cilium.io", version, plural)
         fake.uninstall("security.istio.io", "v1", "peerauthentications")
         fake.uninstall("security.istio.io", "v1beta1", "peerauthentications")
-        snapshot = collect(client(fake, tmp_path))
+        snapshot = read_snapshot(client(fake, tmp_path))
     assert snapshot.problems == ()
     assert evaluate(snapshot).ids == []
 
@@ -118,7 +117,7 @@ def test_older_crd_versions_are_read(tmp_path: Path) -> None:
     with FakeKube(objects) as fake:
         fake.uninstall("cilium.io", "v2", "ciliumnodeconfigs")
         fake.uninstall("security.istio.io", "v1", "peerauthentications")
-        report = evaluate(collect(client(fake, tmp_path)))
+        report = evaluate(read_snapshot(client(fake, tmp_path)))
         paths = [r.path for r in fake.requests]
     assert report.ids == ["CIC001"]
     assert any("/v2alpha1/" in p for p in paths) and any("/v1beta1/" in p for p in paths)
@@ -128,7 +127,7 @@ def test_slow_server_gives_unknown_within_the_timeout(tmp_path: Path) -> None:
     with FakeKube(healthy()) as fake:
         fake.fault("/", delay=5)
         start = time.monotonic()
-        snapshot = collect(client(fake, tmp_path, timeout=0.5))
+        snapshot = read_snapshot(client(fake, tmp_path, timeout=0.5))
         elapsed = time.monotonic() - start
         requests = len(fake.requests)
     report = evaluate(snapshot)
@@ -143,7 +142,7 @@ def test_closed_port_is_unreachable(tmp_path: Path) -> None:
     fake.start()
     path = fake.write_kubeconfig(tmp_path / "kubeconfig")
     fake.stop()
-    snapshot = collect(client_from_kubeconfig(str(path), None, timeout=1))
+    snapshot = read_snapshot(client_from_kubeconfig(str(path), None, timeout=1))
     assert [p.kind for p in snapshot.problems] == ["unreachable"]
 
 
@@ -154,7 +153,7 @@ def test_closed_port_is_unreachable(tmp_path: Path) -> None:
 def test_one_broken_resource(tmp_path: Path, fault: dict, kind: str) -> None:
     with FakeKube(healthy(bpf_lb_sock_hostns_only=None)) as fake:
         fake.fault("/networkpolicies", **fault)
-        snapshot = collect(client(fake, tmp_path))
+        snapshot = read_snapshot(client(fake, tmp_path))
     assert [(p.resource, p.kind) for p in snapshot.problems] == [("networkpolicies.networking.k8s.io", kind)]
     assert evaluate(snapshot).ids == ["CIC001", "CIC015"]
 
@@ -221,3 +220,28 @@ def test_dump_unreachable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["dump", str(tmp_path / "dump"), "--kubeconfig", kubeconfig, "--timeout", "0.5"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot reach the Kubernetes API")
     assert not (tmp_path / "dump").exists()
+
+
+def test_reads_are_raw_dicts_through_lightkube_generic_resources(tmp_path: Path) -> None:
+    """No typed models: a malformed object reaches assemble as it came, with its kind and apiVersion."""
+    from lightkube.generic_resource import GenericGlobalResource, GenericNamespacedResource
+
+    from istio_cilium_compat import collect as module
+
+    kinds = [v for v in vars(module).values() if isinstance(v, module.Kind)]
+    assert len(kinds) >= 9
+    for kind in kinds:
+        for _, res in kind.classes():
+            assert issubclass(res, (GenericNamespacedResource, GenericGlobalResource)), kind
+    broken = healthy()
+    broken[1]["spec"]["template"] = "not an object"
+    reads, _ = run_collect(broken, tmp_path)
+    assert all(type(o) is dict for o in reads.objects)
+    (agent,) = [o for o in reads.objects if o["metadata"]["name"] == "cilium" and o["kind"] == "DaemonSet"]
+    assert (agent["apiVersion"], agent["spec"]["template"]) == ("apps/v1", "not an object")
+    assert reads.problems == ()  # reading is not judging: assemble names the object
+
+
+def test_no_private_lightkube_access() -> None:
+    source = (Path(__file__).resolve().parents[2] / "src" / "istio_cilium_compat" / "collect.py").read_text()
+    assert "._client" not in source

@@ -20,10 +20,10 @@ import yaml_rs
 
 from charm import judge
 from istio_cilium_compat.cli import main
-from istio_cilium_compat.collect import client_from_kubeconfig, collect
+from istio_cilium_compat.collect import client_from_kubeconfig, read_snapshot
 from istio_cilium_compat.report import Report
 from istio_cilium_compat.rules import evaluate
-from istio_cilium_compat.snapshot import Snapshot
+from istio_cilium_compat.snapshot import ReadProblem, Snapshot
 from tests.corpus import BY_NAME, CASES, LONG, Case, Message, StatusKind, api_down
 from tests.fakekube import FakeKube, RecordedRequest
 from tests.properties import tried
@@ -54,7 +54,7 @@ def read_cluster(case: Case, tmp_path: Path) -> tuple[Snapshot, list[RecordedReq
         if case.setup is not None:
             case.setup(fake)
         client = client_from_kubeconfig(str(kubeconfig), None, timeout=CLIENT_TIMEOUT)
-        snapshot = collect(client, istio_namespace=case.istio_namespace)
+        snapshot = read_snapshot(client, istio_namespace=case.istio_namespace)
         requests = fake.requests
         assert fake.server_errors == []
     return snapshot, requests
@@ -130,18 +130,85 @@ def test_via_manifests(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, err = check_manifests(case, tmp_path, capsys, "-o", "json")
 
     data = json.loads(out)
-    assert [f["id"] for f in data["findings"]] == case.ids_from_manifests
-    assert data["verdict"] == case.verdict_from_manifests
+    assert [f["id"] for f in data["findings"]] == case.expected_ids
+    assert data["verdict"] == case.expected_verdict
     # DESIGN.md: 0 without an error finding, 1 with one (2 is for unreadable input).
     has_error = any(f["severity"] == "error" for f in data["findings"])
     assert code == (1 if has_error else 0)
-    assert has_error == (case.verdict_from_manifests == "incompatible")
+    assert has_error == (case.expected_verdict == "incompatible")
     assert err == ""
     if not case.api:  # no live cluster can hold it: the status comes from the manifests
         from istio_cilium_compat.manifests import load_snapshot
 
         snapshot = load_snapshot([tmp_path / "dump"], istio_namespace=case.istio_namespace)
         assert_status(unit_status(snapshot, evaluate(snapshot)), case.expected_status)
+
+
+# ----------------------------------------------------------------------------- (c) both paths agree
+
+# Hand-written manifest text is not the objects served (YAML `True` is no longer "True").
+BOTH_CASES = params([c for c in CASES if c.api and c.manifests and c.manifest_text is None])
+
+
+def comparable(report: Report) -> dict[str, Any]:
+    data = report.to_dict()
+    data.pop("source")
+    return data
+
+
+@pytest.mark.parametrize("case", BOTH_CASES)
+def test_live_and_saved_give_the_same_report(case: Case, tmp_path: Path) -> None:
+    """The same objects over the fake API and as saved YAML: one path to the snapshot, one report."""
+    tried("corpus clusters via both paths")
+    from istio_cilium_compat.manifests import load_snapshot
+
+    live, _ = read_cluster(case, tmp_path / "live")
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "cluster.yaml").write_text(case.manifest_yaml(), encoding="utf-8")
+    saved = load_snapshot([folder], istio_namespace=case.istio_namespace)
+    assert comparable(evaluate(live)) == comparable(evaluate(saved))
+    assert [p for p in live.problems if p.kind == "invalid"] == [
+        p for p in saved.problems if p.kind == "invalid"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        (
+            "daemonset-template-a-string",
+            ReadProblem(
+                "DaemonSet kube-system/cilium", "invalid", "spec.template: expected an object, got a string"
+            ),
+        ),
+        (
+            "networkpolicy-spec-a-number",
+            ReadProblem("NetworkPolicy bookinfo/broken", "invalid", "spec: expected an object, got a number"),
+        ),
+        (
+            "ztunnel-env-a-string",
+            ReadProblem(
+                "DaemonSet istio-system/ztunnel",
+                "invalid",
+                "spec.template.spec.containers.env: expected a list, got a string",
+            ),
+        ),
+    ],
+)
+def test_a_malformed_object_is_named_and_the_rest_is_read(
+    name: str, problem: ReadProblem, tmp_path: Path
+) -> None:
+    case = BY_NAME[name]
+    live, _ = read_cluster(case, tmp_path)
+    assert live.problems == (problem,)
+    kind, ref = problem.resource.split(" ")
+    if kind == "DaemonSet":
+        others = [d for d in (*live.cilium_agents, *live.ztunnels, *live.istio_cni)]
+        assert f"{ref}" not in [f"{d.namespace}/{d.name}" for d in others]
+        assert len(others) == 2
+    else:
+        assert [f"{p.namespace}/{p.name}" for p in live.policies] == ["bookinfo/default-deny"]
 
 
 # ----------------------------------------------------------------------------- what some cases mean
