@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from istio_cilium_compat.rules import registered
+
 Obj = dict[str, Any]
 
 CILIUM_NS = "kube-system"
+N_CHECKS = len(registered())
+"""How many checks a status line counts: the registry's size, not a number kept by hand."""
 ISTIO_NS = "istio-system"
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-02T00:00:00Z"
@@ -193,6 +197,9 @@ GOOD_CILIUM = {
     "enable-host-legacy-routing": "true",
     "enable-bpf-masquerade": "false",
     "enable-policy": "default",
+    "enable-ipv4": "true",
+    "enable-ipv6": "false",
+    "enable-ipv4-masquerade": "true",
 }
 
 

@@ -24,6 +24,7 @@ import yaml
 from tests.clusters import (
     CILIUM_NS,
     ISTIO_NS,
+    N_CHECKS,
     T1,
     Obj,
     ccnp,
@@ -46,7 +47,7 @@ from tests.fakekube import FakeKube
 StatusKind = Literal["active", "blocked", "waiting"]
 Verdict = Literal["compatible", "incompatible", "unknown"]
 
-CHECKS = 21
+CHECKS = N_CHECKS
 """Checks in the catalogue: the active status says how many were run."""
 RUN = "; run check-compatibility"
 TRUST = "; run: juju trust istio-cilium-compat-k8s --scope=cluster"
@@ -480,9 +481,9 @@ CASES: tuple[Case, ...] = (
     Case(
         "unicode-and-long-values",
         unicode_objects(),
-        ["CIC001"],
+        ["CIC001", "CIC023"],
         "incompatible",
-        ("blocked", f"{CIC001}{RUN}"),
+        ("blocked", f"{CIC001} (+1 more){RUN}"),
         note='"true\\u200b" is not a Go boolean: hostns-only is not in effect',
     ),
     Case(
@@ -517,17 +518,20 @@ CASES: tuple[Case, ...] = (
     Case(
         "kpr-strict-cilium-1.17",
         healthy(kube_proxy_replacement="strict", bpf_lb_sock="false", bpf_lb_sock_hostns_only=None),
-        ["CIC001"],
+        ["CIC001", "CIC023"],
         "incompatible",
-        ("blocked", f"{CIC001}{RUN}"),
-        note="strict is no longer a value on 1.15+ (true/false only): not parseable, assumed on",
+        ("blocked", f"{CIC001} (+1 more){RUN}"),
+        note="strict was removed in Cilium 1.16 (true/false only): the agent refuses it (CIC023); assumed on",
     ),
     Case(
         "kpr-strict-cilium-1.17-hostns-only",
         healthy(kube_proxy_replacement="strict", bpf_lb_sock="false"),
-        [],
+        ["CIC023"],
         "compatible",
-        ("active", COMPATIBLE_1_17),
+        (
+            "active",
+            f"CIC023: Cilium 1.17.4 refuses settings in cilium-config: the next agent restart fails{RUN}",
+        ),
     ),
     Case(
         "kpr-true-overrides-bpf-lb-sock-false-1.19",
@@ -690,13 +694,17 @@ CASES: tuple[Case, ...] = (
     ),
     Case(
         "nodeconfig-host-routing-off",
-        [*healthy(), node_config("fast", {"enable-host-legacy-routing": "false"})],
+        [
+            *healthy(),
+            node_config("fast", {"enable-host-legacy-routing": "false", "enable-ipv4-masquerade": "false"}),
+        ],
         ["CIC011"],
         "incompatible",
         (
             "blocked",
-            f"CIC011: Cilium BPF host routing is on: ambient probes time out, set legacy host routing{RUN}",
+            f"CIC011: Cilium uses BPF host routing: probes of ambient pods time out; set legacy host routing{RUN}",
         ),
+        note="no masquerading on those nodes, so no iptables: the agent keeps BPF host routing there",
     ),
     # --- malformed objects: each one named, the rest of its list used ---------------------------
     Case(

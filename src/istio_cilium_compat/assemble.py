@@ -254,12 +254,14 @@ def _has_key(obj: Mapping[str, Any], keys: Iterable[str]) -> bool:
     return labels is None or any(key in labels for key in keys)
 
 
-def _key_times(meta: Mapping[str, Any]) -> dict[str, str]:
-    """Newest write time of each `data` key, from server-side field ownership.
+def _key_times(meta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Newest `managedFields` entry owning each `data` key: its time and manager.
 
+    The time is the entry's, i.e. when that manager last changed *some* field it owns.
     Read leniently: the API server writes `managedFields`, and they only date keys.
     """
     times: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for entry in as_list(meta.get("managedFields")):
         entry = as_map(entry)
         when = as_str(entry.get("time"))
@@ -271,18 +273,21 @@ def _key_times(meta: Mapping[str, Any]) -> dict[str, str]:
                 key = field_name[2:]
                 if when > times.get(key, ""):
                     times[key] = when
-    return times
+                    owners[key] = as_str(entry.get("manager"))
+    return times, owners
 
 
 def cilium_config(obj: Mapping[str, Any]) -> CiliumConfig:
     """Build a `CiliumConfig` from a ConfigMap object."""
     meta = _metadata(obj)
+    times, owners = _key_times(meta)
     return CiliumConfig(
         namespace=field_str(meta, "namespace", "metadata"),
         data=field_str_map(obj, "data", ""),
         labels=_labels(obj),
         annotations=field_str_map(meta, "annotations", "metadata"),
-        key_times=_key_times(meta),
+        key_times=times,
+        key_owners=owners,
     )
 
 

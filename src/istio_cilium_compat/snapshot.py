@@ -22,7 +22,9 @@ class CiliumConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     key_times: Mapping[str, str] = field(default_factory=dict)
-    """Key -> RFC 3339 time of the newest `managedFields` entry that owns it."""
+    """Key -> RFC 3339 time of the newest `managedFields` entry that owns it (the entry's time, not the key's)."""
+    key_owners: Mapping[str, str] = field(default_factory=dict)
+    """Key -> the manager of that entry."""
 
 
 @dataclass(frozen=True)

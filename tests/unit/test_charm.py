@@ -21,6 +21,7 @@ from ops import testing
 import charm
 import istio_cilium_compat.collect as kube
 from charm import IstioCiliumCompatCharm
+from tests.clusters import N_CHECKS
 from tests.corpus import RESOURCES
 from tests.fakekube import FakeKube
 
@@ -53,13 +54,13 @@ EXPECTED: dict[str, Expected] = {
     ),
     RECOMMENDED: Expected(
         testing.ActiveStatus,
-        "Cilium 1.17.9: compatible with Istio ambient (21 checks)",
+        f"Cilium 1.17.9: compatible with Istio ambient ({N_CHECKS} checks)",
         "compatible",
         frozenset(),
     ),
     SOCKETLB_OFF: Expected(
         testing.ActiveStatus,
-        "Cilium 1.16.12: compatible with Istio ambient (21 checks)",
+        f"Cilium 1.16.12: compatible with Istio ambient ({N_CHECKS} checks)",
         "compatible",
         frozenset({"cic001"}),
     ),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.clusters import N_CHECKS
 from tests.fakekube import FakeKube
 from tests.harness import HookState, RelationState, run_hook
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
-COMPATIBLE = "Cilium 1.17.9: compatible with Istio ambient (21 checks)"
+COMPATIBLE = f"Cilium 1.17.9: compatible with Istio ambient ({N_CHECKS} checks)"
 MOVED = "CIC008: No ztunnel in Istio root namespace istio-mesh (from relation); it runs elsewhere; run check-compatibility"
 
 

@@ -110,7 +110,14 @@ def helm_exclusive_nodeconfig() -> list[Obj]:
         annotations={"meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": CILIUM_NS},
     )
     objects.append(
-        node_config("pool-a", {"bpf-lb-sock-hostns-only": "false", "enable-host-legacy-routing": "false"})
+        node_config(
+            "pool-a",
+            {
+                "bpf-lb-sock-hostns-only": "false",
+                "enable-host-legacy-routing": "false",
+                "enable-ipv4-masquerade": "false",  # no iptables masquerading there: BPF host routing holds
+            },
+        )
     )
     objects.append(node_config("pool-b", {"bpf-lb-sock": "true"}))
     return objects
@@ -689,7 +696,9 @@ def hostile_cluster(canonical: bool, release: str) -> Snapshot:
             "quay.io/cilium/cilium:v1.17.4",
             {"etc-cni-netd": f"/etc/cni/{HOSTILE}", "cni-path": "/opt/cni/bin"},
         ),
-        node_config(nc, {"enable-host-legacy-routing": "false"}, namespace=ns),
+        node_config(
+            nc, {"enable-host-legacy-routing": "false", "enable-ipv4-masquerade": "false"}, namespace=ns
+        ),
         ztunnel(namespace=root),
         istio_cni(namespace=root, conf="/var/snap/microk8s/current/args/cni-network"),
         namespace(root, mode=None),

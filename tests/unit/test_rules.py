@@ -10,6 +10,7 @@ from istio_cilium_compat.rules import RETIRED, evaluate, registered
 from istio_cilium_compat.snapshot import ReadProblem
 from tests.clusters import (
     ISTIO_NS,
+    N_CHECKS,
     T0,
     T1,
     Obj,
@@ -39,6 +40,15 @@ PROBE_ALLOW = ccnp(
         "enableDefaultDeny": {"ingress": False},
     },
 )
+
+
+OPEN: dict[str, str | None] = {"bpf_lb_sock": "false", "bpf_lb_sock_hostns_only": None}
+"""Socket LB left to kube-proxy-replacement alone, and no hostns-only: CIC001 fires where LB is on."""
+
+
+def at(version: str, objects: list[Obj]) -> list[Obj]:
+    """The same cluster with the Cilium agent at `version`."""
+    return [*without(objects, "DaemonSet", "cilium"), cilium_agent(image=f"quay.io/cilium/cilium:v{version}")]
 
 
 def host_network_cni(dns_policy: str | None) -> Obj:
@@ -113,9 +123,9 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         OK,
     ),
     (
-        "kube-proxy-replacement unparsable: assumed on",
+        "kube-proxy-replacement unparsable: assumed on, and the agent would refuse it",
         healthy(kube_proxy_replacement="sometimes", bpf_lb_sock="false", bpf_lb_sock_hostns_only=None),
-        [("CIC001", E)],
+        [("CIC001", E), ("CIC023", W)],
         BAD,
     ),
     (
@@ -517,16 +527,140 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
         [],
         OK,
     ),
-    ("BPF masquerade", healthy(enable_bpf_masquerade="true"), [("CIC010", E)], BAD),
-    ("BPF host routing explicitly", healthy(enable_host_legacy_routing="false"), [("CIC011", E)], BAD),
-    ("host routing absent is not flagged", healthy(enable_host_legacy_routing=None), [], OK),
+    # kube-proxy-replacement values per version (daemon/cmd/kube_proxy_replacement.go, pkg/kpr/kpr.go).
+    *[
+        (
+            f"KPR {value!r} on Cilium {version}",
+            at(version, healthy(kube_proxy_replacement=value, **OPEN)),
+            want,
+            v,
+        )
+        for value, version, want, v in [
+            ("strict", "1.15.6", [("CIC001", E)], BAD),
+            ("strict", "1.16.0", [("CIC001", E), ("CIC023", W)], BAD),
+            ("partial", "1.14.9", [("CIC001", INF)], OK),
+            ("disabled", "1.15.6", [("CIC001", INF)], OK),
+            ("True", "1.18.3", [("CIC001", E), ("CIC023", W)], BAD),
+            ("True", "1.19.0", [("CIC001", E)], BAD),
+            ("1", "1.19.0", [("CIC001", E)], BAD),
+            ("0", "1.19.0", [("CIC001", INF)], OK),
+            ("true", "1.13.4", [("CIC023", W), ("CIC001", INF)], OK),
+            ("probe", "1.12.9", [("CIC001", E)], BAD),
+            ("probe", "1.13.0", [("CIC001", E), ("CIC023", W)], BAD),
+        ]
+    ],
     (
-        "BPF host routing on some nodes",
-        [*healthy(), node_config("pool-c", {"enable-host-legacy-routing": "false"})],
+        "KPR disabled forces socket LB off even with bpf-lb-sock (Cilium ≤ 1.15)",
+        at(
+            "1.14.9",
+            healthy(kube_proxy_replacement="disabled", bpf_lb_sock="true", bpf_lb_sock_hostns_only=None),
+        ),
+        [("CIC001", INF)],
+        OK,
+    ),
+    (
+        "KPR partial follows bpf-lb-sock",
+        at(
+            "1.14.9",
+            healthy(kube_proxy_replacement="partial", bpf_lb_sock="true", bpf_lb_sock_hostns_only=None),
+        ),
+        [("CIC001", E)],
+        BAD,
+    ),
+    (
+        "enable-host-reachable-services enables socket LB up to Cilium 1.12",
+        at(
+            "1.12.19",
+            healthy(kube_proxy_replacement="partial", enable_host_reachable_services="true", **OPEN),
+        ),
+        [("CIC001", E)],
+        BAD,
+    ),
+    (
+        "enable-host-reachable-services is gone in Cilium 1.13",
+        at(
+            "1.13.0", healthy(kube_proxy_replacement="partial", enable_host_reachable_services="true", **OPEN)
+        ),
+        [("CIC001", INF)],
+        OK,
+    ),
+    # BPF masquerading: unsupported per Istio's docs (warning); probes fail through BPF host routing (error).
+    ("BPF masquerade under legacy routing", healthy(enable_bpf_masquerade="true"), [("CIC010", W)], OK),
+    (
+        "BPF masquerade enables BPF host routing",
+        healthy(enable_bpf_masquerade="true", enable_host_legacy_routing=None),
+        [("CIC010", E), ("CIC011", E)],
+        BAD,
+    ),
+    (
+        "BPF masquerade with nothing to masquerade is off (≤ 1.15 turns it off)",
+        at("1.15.6", healthy(enable_bpf_masquerade="true", enable_ipv4_masquerade="false")),
+        [],
+        OK,
+    ),
+    (
+        "BPF masquerade with nothing to masquerade: Cilium ≥ 1.16 refuses to start",
+        healthy(enable_bpf_masquerade="true", enable_ipv4_masquerade="false"),
+        [("CIC023", W)],
+        OK,
+    ),
+    # BPF host routing only when the agent really uses it (cilium/cilium finishKubeProxyReplacementInit).
+    (
+        "legacy routing off but iptables masquerading: the agent falls back to legacy",
+        healthy(enable_host_legacy_routing="false"),
+        [],
+        OK,
+    ),
+    (
+        "native routing without masquerading: BPF host routing (istio/istio#52208's case)",
+        healthy(enable_host_legacy_routing=None, enable_ipv4_masquerade="false"),
         [("CIC011", E)],
         BAD,
     ),
-    ("Cilium ztunnel beside Istio's", healthy(enable_ztunnel="true"), [("CIC012", W)], OK),
+    (
+        "IPv6 on by agent default (key absent) still needs iptables masquerading: legacy",
+        healthy(enable_host_legacy_routing=None, enable_ipv4_masquerade="false", enable_ipv6=None),
+        [],
+        OK,
+    ),
+    (
+        "BPF host routing needs kube-proxy replacement",
+        healthy(
+            enable_host_legacy_routing=None, enable_ipv4_masquerade="false", kube_proxy_replacement="false"
+        ),
+        [],
+        OK,
+    ),
+    (
+        "IPsec forces legacy routing up to Cilium 1.18",
+        at(
+            "1.18.3",
+            healthy(enable_host_legacy_routing=None, enable_ipv4_masquerade="false", enable_ipsec="true"),
+        ),
+        [],
+        OK,
+    ),
+    (
+        "IPsec allows BPF host routing from Cilium 1.19",
+        at(
+            "1.19.4",
+            healthy(enable_host_legacy_routing=None, enable_ipv4_masquerade="false", enable_ipsec="true"),
+        ),
+        [("CIC011", E)],
+        BAD,
+    ),
+    (
+        "BPF host routing on some nodes",
+        [
+            *healthy(enable_bpf_masquerade="true"),
+            node_config("pool-c", {"enable-host-legacy-routing": "false"}),
+        ],
+        [("CIC010", E), ("CIC011", E)],
+        BAD,
+    ),
+    ("host routing absent is not flagged", healthy(enable_host_legacy_routing=None), [], OK),
+    ("Cilium ztunnel before 1.19 does not exist", healthy(enable_ztunnel="true"), [], OK),
+    ("Cilium ztunnel beside Istio's", at("1.19.4", healthy(enable_ztunnel="true")), [("CIC012", W)], OK),
     (
         "app ports only, no HBONE",
         [*healthy(), PROBE_ALLOW, network_policy("bookinfo", "app", app_ports(8080))],
@@ -681,8 +815,11 @@ def test_status_line_says_pre_flight_without_ztunnel() -> None:
     from istio_cilium_compat.report import status_line
 
     report = evaluate(build_snapshot(without(healthy(), "DaemonSet", "ztunnel")))
-    assert status_line(report) == "Cilium 1.17.4: ready for Istio ambient, ztunnel not found (21 checks)"
+    assert (
+        status_line(report)
+        == f"Cilium 1.17.4: ready for Istio ambient, ztunnel not found ({N_CHECKS} checks)"
+    )
     assert (
         status_line(evaluate(build_snapshot(healthy())))
-        == "Cilium 1.17.4: compatible with Istio ambient (21 checks)"
+        == f"Cilium 1.17.4: compatible with Istio ambient ({N_CHECKS} checks)"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..report import Finding, Report
 from ..snapshot import Snapshot
-from . import access, cilium, istio, policies, waypoints
+from . import access, cilium, effective, istio, policies, waypoints
 from .facts import Facts, format_version
 from .registry import RETIRED, RULES, Hit, Rule, catalogue_markdown, registered
 
@@ -43,7 +43,7 @@ def _cilium_context(facts: Facts) -> dict[str, object]:
         "version": format_version(facts.version),
         "managed_by": facts.managed_by,
         "helm_release": facts.helm_release[0] if facts.managed_by != "unknown" else None,
-        "socket_lb": facts.socket_lb(facts.views[0]).on,
+        "socket_lb": effective.socket_lb(facts.views[0], facts.version).on,
         "settings": {k: facts.config.data[k] for k in watched if k in facts.config.data},
         "node_configs": [f"{n.namespace}/{n.name}" for n in facts.snapshot.node_configs],
     }

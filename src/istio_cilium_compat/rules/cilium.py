@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 
 from .. import remedy as r
 from ..report import Evidence, Severity
-from .facts import SOCKET_LB_KEYS, ConfigView, Facts, capped, format_version, socket_lb_bypasses
+from . import effective
+from .effective import SOCKET_LB_KEYS, socket_lb_bypasses
+from .facts import ConfigView, Facts, capped, format_version
 from .fixes import cilium_setting, node_config_fix, restart_agents
 from .registry import Hit, rule
 
@@ -44,13 +46,13 @@ SOCKET_LB_SOURCES = (
 def _socket_lb_off(facts: Facts) -> Hit | None:
     """Context: socket LB is off everywhere, so the Service address reaches ztunnel."""
     global_view: ConfigView = facts.views[0]
-    if any(facts.socket_lb(v).on for v in facts.views):
+    if any(effective.socket_lb(v, facts.version).on for v in facts.views):
         return None
     version = format_version(facts.version) or "(version unknown)"
     return Hit(
         summary=f"Cilium {version}: socket LB is off, Service traffic reaches ztunnel with its Service",
         detail="Neither kube-proxy replacement nor bpf-lb-sock enables socket LB; hostns-only does not matter.",
-        evidence=facts.socket_lb(global_view).evidence,
+        evidence=effective.socket_lb(global_view, facts.version).evidence,
         severity=Severity.INFO,
         remedy=r.NONE,
         fix="Nothing to do. If you turn on kube-proxy replacement later, also set "
@@ -292,7 +294,12 @@ def restart_pending(facts: Facts) -> Hit | None:
                     object=f"ConfigMap {config.namespace}/cilium-config",
                     key=key,
                     value=config.data.get(key),
-                    note=f"changed {written}, oldest agent pod started {oldest.isoformat()}",
+                    note=(
+                        f"a field owned by {owner} changed at {written}; the oldest agent pod started "
+                        f"{oldest.isoformat()}"
+                        if (owner := config.key_owners.get(key))
+                        else f"changed at {written}; the oldest agent pod started {oldest.isoformat()}"
+                    ),
                 )
             )
     if not evidence:
@@ -305,31 +312,109 @@ def restart_pending(facts: Facts) -> Hit | None:
     )
 
 
+HOST_ROUTING_KEYS = (
+    "enable-host-legacy-routing",
+    "kube-proxy-replacement",
+    "enable-bpf-masquerade",
+    "enable-ipv4",
+    "enable-ipv6",
+    "enable-ipv4-masquerade",
+    "enable-ipv6-masquerade",
+    "enable-ipsec",
+)
+MASQUERADE_GUARDS = ("install-no-conntrack-iptables-rules", "enable-ip-masq-agent")
+
+
+def _bpf_masquerade_remedy(facts: Facts) -> tuple[r.Remedy, str]:
+    """Never a fix the agent refuses: keep BPF masquerade where a setting requires it."""
+    guards = [
+        view.bool(key).evidence(f"on {view.label}")
+        for view in facts.views
+        for key in MASQUERADE_GUARDS
+        if view.overrides(key) and view.bool(key).value is True
+    ]
+    if guards:
+        held = ", ".join(sorted({e.key or "" for e in guards}))
+        return (
+            r.Remedy(cilium=(r.LEGACY_HOST_ROUTING,), restart_agents=True),
+            f"Keep BPF masquerading ({held} requires it: the agent refuses to start without it) and use "
+            "legacy host routing, which keeps probes of ambient pods working (istio/istio#52208): "
+            + cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
+        )
+    return (
+        r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True),
+        cilium_setting(facts, "bpf.masquerade", "enable-bpf-masquerade", "false"),
+    )
+
+
 @rule(
     "CIC010",
     Severity.ERROR,
-    "BPF masquerading with ambient",
+    "BPF masquerading with ambient (error with BPF host routing, else a warning)",
     sources=(
         "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
         "istio/istio#52208",
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (install-no-conntrack-iptables-rules needs BPF masquerade)",
+        "cilium/cilium daemon/cmd/daemon.go (BPF ip-masq-agent requires enable-bpf-masquerade)",
     ),
-    reads=("cilium_configs", "node_configs", "ztunnels"),
+    reads=("cilium_configs", "node_configs", "ztunnels", "cilium_agents"),
     remedy=r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True),
-    also=INVALID_IS_WARNING,
+    also=frozenset({Severity.WARNING}),
 )
 def bpf_masquerade(facts: Facts) -> Hit | None:
-    """CIC010: Istio does not support BPF masquerading with ambient."""
+    """CIC010: Istio documents BPF masquerading as unsupported with ambient; probes break through
+
+    the BPF host routing it enables (istio/istio#52208), so legacy host routing lowers it to a warning.
+    """
     if not facts.ambient_present:
         return None
-    return _setting_finding(
-        facts,
-        key="enable-bpf-masquerade",
-        bad=True,
-        good="false",
-        summary="Cilium BPF masquerading is on: ambient pod health checks fail",
-        detail="Istio does not support BPF masquerading with ambient: health probes to pods stop working.",
-        fix=cilium_setting(facts, "bpf.masquerade", "enable-bpf-masquerade", "false"),
-    )
+    evidence: list[Evidence] = []
+    with_bpf_routing = False
+    invalid: list[Evidence] = []
+    for view in facts.views:
+        if not view.overrides("enable-bpf-masquerade", *HOST_ROUTING_KEYS):
+            continue
+        setting = view.bool("enable-bpf-masquerade")
+        if setting.invalid:
+            invalid.append(setting.evidence(f"on {view.label}"))
+            continue
+        if setting.value is not True or not effective.masquerading(view):
+            continue  # off, or nothing to masquerade (≤ 1.15 turns it off; 1.16+ refuses it: CIC023)
+        routing = effective.host_routing(view, facts.version)
+        with_bpf_routing = with_bpf_routing or routing.bpf
+        evidence.append(
+            setting.evidence(
+                f"on {view.label}; host routing "
+                + ("BPF: probes of ambient pods fail (CIC011)" if routing.bpf else "legacy")
+            )
+        )
+    remedy, fix = _bpf_masquerade_remedy(facts)
+    if evidence:
+        severity = Severity.ERROR if with_bpf_routing else Severity.WARNING
+        return Hit(
+            summary="Cilium BPF masquerading is on with ambient: "
+            + ("ambient pod health probes fail" if with_bpf_routing else "unsupported by Istio"),
+            detail=(
+                "Istio's Cilium prerequisites call BPF masquerading unsupported with ambient. The failure seen "
+                "upstream comes from the BPF host routing it enables: replies to the probe address "
+                "169.254.7.127 are dropped (istio/istio#52208, cilium/cilium#36022); with legacy host routing "
+                "probes work."
+            ),
+            evidence=capped(evidence),
+            severity=severity,
+            remedy=remedy,
+            fix=_with_node_fix(fix, facts, remedy.cilium[0].key, remedy.cilium[0].value),
+        )
+    if invalid:
+        return Hit(
+            "cilium-config enable-bpf-masquerade does not parse as a boolean",
+            "The agent reads an unparsable boolean as false or refuses to start; the value must be fixed.",
+            capped(invalid),
+            severity=Severity.WARNING,
+            remedy=remedy,
+            fix=fix,
+        )
+    return None
 
 
 @rule(
@@ -339,28 +424,86 @@ def bpf_masquerade(facts: Facts) -> Hit | None:
     sources=(
         "istio/istio#52208",
         "cilium/cilium#36022",
-        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (legacy host routing fallbacks)",
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (finishKubeProxyReplacementInit: legacy fallbacks, ≤ 1.18)",
+        "cilium/cilium pkg/kpr/initializer/kube_proxy_replacement.go (InitKubeProxyReplacementOptions, 1.19+)",
+        "cilium/cilium pkg/option/config.go (IptablesMasqueradingEnabled)",
     ),
-    reads=("cilium_configs", "node_configs", "ztunnels"),
+    reads=("cilium_configs", "node_configs", "ztunnels", "cilium_agents"),
     remedy=r.Remedy(cilium=(r.LEGACY_HOST_ROUTING,), restart_agents=True),
-    also=INVALID_IS_WARNING,
 )
 def host_routing(facts: Facts) -> Hit | None:
-    """CIC011: BPF host routing drops replies to the probe address before SNAT is undone."""
+    """CIC011: fires only where the agent really uses BPF host routing: legacy routing not set, kube-proxy
+
+    replacement on, masquerading without iptables, no IPsec (≤ 1.18); kernel ≥ 5.10 cannot be seen.
+    """
     if not facts.ambient_present:
         return None
-    return _setting_finding(
-        facts,
-        key="enable-host-legacy-routing",
-        bad=False,
-        good="true",
-        explicit_only=True,
-        summary="Cilium BPF host routing is on: ambient probes time out, set legacy host routing",
+    evidence: list[Evidence] = []
+    where: list[str] = []
+    kernel = False
+    for view in facts.views:
+        if not view.overrides(*HOST_ROUTING_KEYS):
+            continue
+        routing = effective.host_routing(view, facts.version)
+        if routing.bpf:
+            where.append(view.label)
+            kernel = kernel or routing.kernel_dependent
+            evidence.extend(
+                Evidence(e.object, e.key, e.value, f"{e.note} ({view.label})") for e in routing.evidence
+            )
+    if not evidence:
+        return None
+    caveat = (
+        f" On Cilium ≤ 1.17 the agent still falls back to legacy routing on kernels older than 5.10: "
+        f"confirm with {effective.STATUS_HINT}, line {effective.ROUTING_LINE}."
+        if kernel
+        else ""
+    )
+    return Hit(
+        summary="Cilium uses BPF host routing: probes of ambient pods time out; set legacy host routing",
         detail=(
-            "BPF host routing drops replies to 169.254.7.127 before iptables reverses Istio's SNAT, so "
-            "kubelet probes of ambient pods time out (istio/istio#52208, cilium/cilium#36022)."
+            "BPF host routing drops the replies to 169.254.7.127 before iptables reverses Istio's SNAT, so "
+            "kubelet probes of ambient pods time out (istio/istio#52208, cilium/cilium#36022)." + caveat
         ),
-        fix=cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
+        evidence=capped(evidence),
+        fix=_with_node_fix(
+            cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
+            facts,
+            "enable-host-legacy-routing",
+            "true",
+        ),
+    )
+
+
+@rule(
+    "CIC023",
+    Severity.WARNING,
+    "cilium-config holds settings the running Cilium refuses at start",
+    sources=(
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (Invalid value for --kube-proxy-replacement)",
+        "cilium/cilium pkg/kpr/kpr.go (NewKPRConfig: invalid value for kube-proxy-replacement)",
+        "cilium/cilium daemon/cmd/daemon.go (BPF ip-masq-agent / BPF masquerade requirements)",
+    ),
+    reads=("cilium_configs", "node_configs", "cilium_agents"),
+)
+def refused_settings(facts: Facts) -> Hit | None:
+    """CIC023: the agents run on what they read at start; the next restart with these values fails."""
+    evidence = [
+        Evidence(e.object, e.key, e.value, f"{e.note} ({view.label})")
+        for view in facts.views
+        for e in effective.refusals(view, facts.version)
+    ]
+    if not evidence:
+        return None
+    version = format_version(facts.version) or "(version unknown)"
+    return Hit(
+        summary=f"Cilium {version} refuses settings in cilium-config: the next agent restart fails",
+        detail=(
+            "The running agents started before these values were written, or on another version. An agent "
+            "that restarts with them exits with a configuration error and its node loses pod networking."
+        ),
+        evidence=capped(evidence),
+        fix="Correct the values listed (Helm: the matching chart values) before restarting the agents.",
     )
 
 
@@ -368,14 +511,18 @@ def host_routing(facts: Facts) -> Hit | None:
     "CIC012",
     Severity.WARNING,
     "Cilium's own ztunnel (enable-ztunnel) beside Istio ambient",
-    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml (enable-ztunnel)",),
+    sources=(
+        "cilium/cilium pkg/ztunnel/config/config.go (enable-ztunnel, from Cilium 1.19)",
+        "cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml (encryption.type=ztunnel)",
+        "cilium/cilium Documentation/security/network/encryption-ztunnel.rst (beta)",
+    ),
     reads=("cilium_configs", "node_configs", "ztunnels"),
     remedy=r.Remedy(cilium=(r.NO_CILIUM_ZTUNNEL,), restart_agents=True),
     also=INVALID_IS_WARNING,
 )
 def cilium_ztunnel(facts: Facts) -> Hit | None:
-    """CIC012: Cilium's own ztunnel beside Istio's."""
-    if not facts.ambient_present:
+    """CIC012: Cilium's own ztunnel (Cilium 1.19+, beta) beside Istio's."""
+    if not facts.ambient_present or (facts.version is not None and facts.version[:2] < (1, 19)):
         return None
     return _setting_finding(
         facts,

@@ -120,14 +120,6 @@ class ConfigView:
         return BoolSetting(key=key, raw=self.raw(key), default=default, where=self.where(key))
 
 
-@dataclass(frozen=True)
-class SocketLB:
-    """Whether socket LB is in effect on a view, and the settings that say so."""
-
-    on: bool
-    evidence: tuple[Evidence, ...]
-
-
 @dataclass
 class Facts:
     """A snapshot plus what the rules derive from it, computed once."""
@@ -238,76 +230,6 @@ class Facts:
     def cilium_namespace(self) -> str:
         """Where Cilium runs (for commands in fixes)."""
         return self.snapshot.cilium_namespace or "kube-system"
-
-    def socket_lb(self, view: ConfigView) -> SocketLB:
-        """Socket LB in effect? kube-proxy replacement forces it on whatever bpf-lb-sock says."""
-        evidence: list[Evidence] = []
-        kpr_raw = view.raw("kube-proxy-replacement")
-        kpr = parse_bool(kpr_raw) if kpr_raw is not None else False
-        where = view.where("kube-proxy-replacement")
-        on = False
-        if kpr is True:
-            on = True
-            evidence.append(Evidence(where, "kube-proxy-replacement", kpr_raw, "forces socket LB on"))
-        elif kpr_raw is not None and kpr_raw.lower() in ("strict", "probe") and self.version_at_most(1, 14):
-            on = True
-            evidence.append(
-                Evidence(where, "kube-proxy-replacement", kpr_raw, "Cilium ≤ 1.14: enables socket LB")
-            )
-        elif kpr is None and kpr_raw is not None and kpr_raw.lower() != "partial":
-            on = True
-            evidence.append(
-                Evidence(
-                    where,
-                    "kube-proxy-replacement",
-                    kpr_raw,
-                    "does not parse; assumed to enable socket LB",
-                )
-            )
-        sock = view.bool("bpf-lb-sock")
-        if sock.value is True or sock.invalid:
-            on = True
-            evidence.append(sock.evidence("enables socket LB" if not sock.invalid else "assumed on"))
-        elif on and sock.raw is not None:
-            evidence.append(sock.evidence("ignored: kube-proxy replacement forces socket LB on"))
-        hrs = view.bool("enable-host-reachable-services")
-        if hrs.raw is not None and self.version_at_most(1, 11) and hrs.value is not False:
-            on = True
-            evidence.append(hrs.evidence("Cilium ≤ 1.11: enables socket LB"))
-        if not on:
-            evidence.append(Evidence(where, "kube-proxy-replacement", kpr_raw, "socket LB not forced"))
-            evidence.append(sock.evidence())
-        return SocketLB(on=on, evidence=tuple(evidence))
-
-
-@dataclass(frozen=True)
-class Bypass:
-    """A view on which socket LB serves pods: Service connections reach ztunnel as pod IPs."""
-
-    view: ConfigView
-    lb: SocketLB
-    hostns_only: BoolSetting
-
-
-SOCKET_LB_KEYS = (
-    "kube-proxy-replacement",
-    "bpf-lb-sock",
-    "enable-host-reachable-services",
-    "bpf-lb-sock-hostns-only",
-)
-
-
-def socket_lb_bypasses(facts: Facts) -> tuple[Bypass, ...]:
-    """Views where socket LB is in effect and not limited to the host namespace."""
-    found = []
-    for view in facts.views:
-        if not view.overrides(*SOCKET_LB_KEYS):
-            continue
-        lb = facts.socket_lb(view)
-        hostns = view.bool("bpf-lb-sock-hostns-only")
-        if lb.on and hostns.value is not True:
-            found.append(Bypass(view, lb, hostns))
-    return tuple(found)
 
 
 def capped(evidence: list[Evidence], what: str = "more") -> tuple[Evidence, ...]:

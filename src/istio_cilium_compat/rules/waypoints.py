@@ -20,7 +20,8 @@ from .. import remedy as r
 from ..assemble import as_list, as_map, as_str
 from ..report import Evidence, Severity
 from ..snapshot import IstioObject
-from .facts import Facts, capped, object_name, parse_version, socket_lb_bypasses
+from .effective import socket_lb_bypasses
+from .facts import Facts, capped, object_name, parse_version
 from .registry import Hit, rule
 
 USE_WAYPOINT = "istio.io/use-waypoint"
