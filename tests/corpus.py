@@ -35,6 +35,7 @@ from tests.clusters import (
     configmap,
     healthy,
     istio_cni,
+    meta,
     namespace,
     network_policy,
     node_config,
@@ -109,6 +110,17 @@ class Case:
         if self.manifest_text is not None:
             return self.manifest_text
         return dump_yaml(self.objects)
+
+
+def labelled_pod(ns: str, name: str, labels: dict[str, str]) -> Obj:
+    """An application pod as the API returns it (enough for the label-selected read)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, ns, labels=labels),
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
+        "status": {"phase": "Running"},
+    }
 
 
 def dump_yaml(objects: list[Obj]) -> str:
@@ -705,6 +717,59 @@ CASES: tuple[Case, ...] = (
             f"CIC011: Cilium uses BPF host routing: probes of ambient pods time out; set legacy host routing{RUN}",
         ),
         note="no masquerading on those nodes, so no iptables: the agent keeps BPF host routing there",
+    ),
+    # --- effective state and enrollment (issue #11): the same answer live and saved ----------------
+    Case(
+        "networkpolicy-ipblock-probe-allowance",
+        [
+            *healthy(),
+            network_policy("bookinfo", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+            network_policy(
+                "bookinfo",
+                "allow-probes",
+                {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}],
+                },
+            ),
+        ],
+        [],
+        "compatible",
+        ("active", COMPATIBLE_1_17),
+        note="Istio's documented fix: a NetworkPolicy ipBlock admits the SNAT-ed probes",
+    ),
+    Case(
+        "non-default-deny-off-probe-ccnp",
+        [
+            *healthy(enable_non_default_deny_policies="false"),
+            ccnp(
+                "allow-ambient-hostprobes",
+                {
+                    "endpointSelector": {},
+                    "ingress": [{"fromCIDR": ["169.254.7.127/32"]}],
+                    "enableDefaultDeny": {"ingress": False, "egress": False},
+                },
+            ),
+        ],
+        ["CIC018"],
+        "incompatible",
+        (
+            "blocked",
+            f"CIC018: A Cilium allow policy puts the pods it selects into default-deny: connections fail{RUN}",
+        ),
+        note="Cilium >= 1.17 ignores enableDefaultDeny: false when enable-non-default-deny-policies is false",
+    ),
+    Case(
+        "native-routing-no-masquerade-bpf-host-routing",
+        healthy(enable_host_legacy_routing=None, enable_ipv4_masquerade="false"),
+        ["CIC011"],
+        "incompatible",
+        (
+            "blocked",
+            f"CIC011: Cilium uses BPF host routing: probes of ambient pods time out; set legacy host routing{RUN}",
+        ),
+        note="istio/istio#52208's case: no masquerading needs no iptables, so the agent keeps BPF host routing",
     ),
     # --- malformed objects: each one named, the rest of its list used ---------------------------
     Case(

@@ -376,7 +376,7 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
                 },
             ),
         ],
-        [("CIC006", E)],
+        [("CIC006", E), ("CIC013", W)],  # egress to port 80 only: no HBONE out either
         BAD,
     ),
     (

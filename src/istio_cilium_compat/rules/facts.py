@@ -5,6 +5,7 @@ Computed once per evaluation so that each rule stays a short, pure function.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,6 +20,16 @@ DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CNI_BIN_DIR = "/opt/cni/bin"
 EVIDENCE_LIMIT = 10
+PROBE_SOURCE_V4 = ipaddress.ip_address("169.254.7.127")
+PROBE_SOURCE_V6 = ipaddress.ip_address("fd16:9254:7127:1337:ffff:ffff:ffff:ffff")
+
+
+def _address(raw: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(raw) if raw else None
+    except ValueError:
+        return None
+
 
 _VERSION = re.compile(r":v?(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -202,6 +213,70 @@ class Facts:
     def ambient_set(self) -> frozenset[str]:
         """`ambient_namespaces` as a set, for membership tests in loops over policies."""
         return frozenset(self.ambient_namespaces)
+
+    @cached_property
+    def istio_version(self) -> tuple[tuple[int, int, int], str] | None:
+        """Istio's version and the image it was read from (ztunnel first, then istio-cni)."""
+        for ds in (self.ztunnel, self.istio_cni):
+            for image in ds.images if ds else ():
+                version = parse_version(image)
+                if version:
+                    return version, image
+        return None
+
+    def istio_before(self, major: int, minor: int) -> bool:
+        """Istio is known to be older than major.minor (unknown counts as current)."""
+        found = self.istio_version
+        return found is not None and found[0][:2] < (major, minor)
+
+    @cached_property
+    def ambient_pods(self) -> dict[str, tuple[str, ...]]:
+        """Namespace -> pods enrolled by their own label outside ambient namespaces (Istio ≥ 1.22)."""
+        if self.istio_before(1, 22):
+            return {}  # Istio 1.21 enrolled namespaces only (istio/istio cni/pkg/util, release-1.21)
+        found: dict[str, list[str]] = {}
+        for pod in self.snapshot.workloads:
+            enrolled = pod.kind == "Pod" and pod.labels.get(DATAPLANE_MODE_LABEL) == AMBIENT
+            if enrolled and pod.namespace not in self.ambient_set:
+                found.setdefault(pod.namespace, []).append(pod.name)
+        return {ns: tuple(sorted(names)) for ns, names in sorted(found.items())}
+
+    @cached_property
+    def policy_scope(self) -> tuple[str, ...]:
+        """Namespaces holding ambient pods: enrolled namespaces, then those with enrolled pods."""
+        return (*self.ambient_namespaces, *self.ambient_pods)
+
+    @cached_property
+    def policy_scope_set(self) -> frozenset[str]:
+        """`policy_scope` as a set."""
+        return frozenset(self.policy_scope)
+
+    def scope_note(self, namespace: str) -> str:
+        """How a namespace holds ambient pods, for evidence."""
+        pods = self.ambient_pods.get(namespace)
+        if not pods:
+            return f"ambient namespace {namespace}"
+        shown = ", ".join(pods[:3]) + (f" (+{len(pods) - 3} more)" if len(pods) > 3 else "")
+        return f"namespace {namespace} (pods labelled ambient: {shown})"
+
+    @cached_property
+    def probe_sources(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """The addresses kubelet probes of ambient pods arrive from, per IP family in use.
+
+        Istio SNATs them to 169.254.7.127 (IPv6 fd16:9254:7127:1337:ffff:ffff:ffff:ffff), or to
+        istio-cni-node's HOST_PROBE_SNAT_IP / HOST_PROBE_SNAT_IPV6 (the IPv6 one from Istio 1.23).
+        Kubelet probes a pod's primary IP: an IPv6 source is needed only without IPv4.
+        """
+        env = self.istio_cni.env if self.istio_cni else {}
+        v4 = _address(env.get("HOST_PROBE_SNAT_IP")) or PROBE_SOURCE_V4
+        v6 = (
+            None if self.istio_before(1, 23) else _address(env.get("HOST_PROBE_SNAT_IPV6"))
+        ) or PROBE_SOURCE_V6
+        if not self.views:
+            return (v4,)
+        ipv4 = self.views[0].bool("enable-ipv4", default=True).value is not False
+        ipv6 = self.views[0].bool("enable-ipv6", default=True).value is not False
+        return (v4,) if ipv4 or not ipv6 else (v6,)
 
     @cached_property
     def managed_by(self) -> str:

@@ -12,7 +12,6 @@ from .facts import (
     Facts,
     capped,
     object_name,
-    parse_version,
 )
 from .fixes import sh
 from .registry import Hit, rule
@@ -197,7 +196,7 @@ def cni_dns_policy(facts: Facts) -> Hit | None:
         summary="istio-cni-node uses the host network without dnsPolicy ClusterFirstWithHostNet",
         detail=(
             "With Cilium's kube-proxy replacement, istio-cni on the host network may fail to resolve the "
-            "Kubernetes API server through the node's DNS (istio/istio#53861, fixed in Istio 1.24's chart)."
+            "Kubernetes API server through the node's DNS (istio/istio#53861, in Istio 1.24's chart)."
         ),
         evidence=(
             Evidence(
@@ -208,17 +207,14 @@ def cni_dns_policy(facts: Facts) -> Hit | None:
             ),
             kpr.evidence("kube-proxy replacement on"),
         ),
-        fix="Set dnsPolicy: ClusterFirstWithHostNet on istio-cni-node (Istio ≥ 1.24 charts do), or upgrade Istio.",
+        fix=(
+            "Upgrade Istio to 1.24 or newer (its chart sets dnsPolicy: ClusterFirstWithHostNet), or set it on "
+            "istio-cni-node."
+            if facts.istio_before(1, 24)
+            else "Set dnsPolicy: ClusterFirstWithHostNet on istio-cni-node: Istio ≥ 1.24's chart sets it, so "
+            "this DaemonSet was rendered by a customised chart or another installer."
+        ),
     )
-
-
-def _istio_version(facts: Facts) -> tuple[tuple[int, int, int], str] | None:
-    for ds in (facts.ztunnel, facts.istio_cni):
-        for image in ds.images if ds else ():
-            version = parse_version(image)
-            if version:
-                return version, image
-    return None
 
 
 @rule(
@@ -233,7 +229,7 @@ def _istio_version(facts: Facts) -> tuple[tuple[int, int, int], str] | None:
 )
 def istio_too_old(facts: Facts) -> Hit | None:
     """CIC021: before 1.21, Istio ambient did not work on Cilium at all."""
-    found = _istio_version(facts)
+    found = facts.istio_version
     if found is None or found[0][:2] >= (1, 21) or facts.config is None:
         return None
     version, image = found

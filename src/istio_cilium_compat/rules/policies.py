@@ -20,7 +20,6 @@ from ..snapshot import Policy
 from .facts import Facts, capped, object_name
 from .registry import Hit, rule
 
-PROBE_SOURCE = ipaddress.ip_address("169.254.7.127")
 HBONE_PORT = 15008
 NAMESPACE_KEYS = ("k8s:io.kubernetes.pod.namespace", "io.kubernetes.pod.namespace")
 CILIUM_KINDS = ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
@@ -81,38 +80,82 @@ def isolates_ingress(policy: Policy, spec: Mapping[str, Any]) -> bool:
     return deny is True or isinstance(spec.get("ingress"), list) or isinstance(spec.get("ingressDeny"), list)
 
 
-def _covers_probe(cidr: object) -> bool:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _covers(cidr: object, address: Address) -> bool:
+    """A CIDR (or bare address) holding `address`; an invalid one holds nothing."""
     try:
-        return PROBE_SOURCE in ipaddress.ip_network(as_str(cidr), strict=False)
+        return address in ipaddress.ip_network(as_str(cidr), strict=False)
     except ValueError:
         return False
 
 
-def _rule_admits_probe(rule: Mapping[str, Any]) -> bool:
-    """One ingress rule admitting 169.254.7.127: fromCIDR, fromCIDRSet minus except, world/all."""
-    if any(_covers_probe(c) for c in as_list(rule.get("fromCIDR"))):
+def _tcp_possible(ports: Iterable[Mapping[str, Any]]) -> bool:
+    """Probes are TCP (HTTP, TCP and gRPC probes): a port list allowing only UDP/SCTP admits none."""
+    entries = list(ports)
+    return not entries or any(as_str(p.get("protocol")).upper() in ("", "TCP", "ANY") for p in entries)
+
+
+CILIUM_PEERS = (
+    "fromEndpoints",
+    "fromCIDR",
+    "fromCIDRSet",
+    "fromEntities",
+    "fromRequires",
+    "fromGroups",
+    "fromNodes",
+)
+
+
+def _cilium_rule_admits(entry: Mapping[str, Any], address: Address) -> bool:
+    """fromCIDR, fromCIDRSet minus except, entities world/all, or no peer at all (L3 wildcard)."""
+    ports = [as_map(p) for tp in as_list(entry.get("toPorts")) for p in as_list(as_map(tp).get("ports"))]
+    if not _tcp_possible(ports):
+        return False
+    if not any(k in entry for k in CILIUM_PEERS):
         return True
-    for item in as_list(rule.get("fromCIDRSet")):
+    if any(_covers(c, address) for c in as_list(entry.get("fromCIDR"))):
+        return True
+    for item in as_list(entry.get("fromCIDRSet")):
         item = as_map(item)
-        if _covers_probe(item.get("cidr")) and not any(_covers_probe(e) for e in as_list(item.get("except"))):
+        if _covers(item.get("cidr"), address) and not any(
+            _covers(e, address) for e in as_list(item.get("except"))
+        ):
             return True
-    return bool({"world", "all"} & {as_str(e) for e in as_list(rule.get("fromEntities"))})
+    return bool({"world", "all"} & {as_str(e) for e in as_list(entry.get("fromEntities"))})
 
 
-def allows_probes(spec: Mapping[str, Any]) -> bool:
-    """Some ingress rule of the spec admits the probe source."""
-    return any(_rule_admits_probe(as_map(rule)) for rule in as_list(spec.get("ingress")))
+def _network_policy_rule_admits(entry: Mapping[str, Any], address: Address) -> bool:
+    """A NetworkPolicy ingress rule: `ipBlock` holding the address (minus `except`), or no `from`."""
+    if not _tcp_possible(as_map(p) for p in as_list(entry.get("ports"))):
+        return False
+    peers = as_list(entry.get("from"))
+    if not peers:
+        return True  # no `from`: every source
+    for peer in peers:
+        block = as_map(as_map(peer).get("ipBlock"))
+        if _covers(block.get("cidr"), address) and not any(
+            _covers(e, address) for e in as_list(block.get("except"))
+        ):
+            return True
+    return False
+
+
+def allows_probes(policy: Policy, spec: Mapping[str, Any], sources: Iterable[Address]) -> bool:
+    """Some ingress rule of the spec admits every probe source (per IP family in use)."""
+    admits = _network_policy_rule_admits if policy.kind == "NetworkPolicy" else _cilium_rule_admits
+    entries = [as_map(e) for e in as_list(spec.get("ingress"))]
+    return all(any(admits(e, address) for e in entries) for address in sources)
 
 
 def _probe_allowed_in(facts: Facts) -> set[str]:
-    """Ambient namespaces where some Cilium policy admits the probe source."""
+    """Namespaces of ambient pods where some policy (Kubernetes or Cilium) admits the probe source."""
     allowed: set[str] = set()
     for policy in facts.snapshot.policies:
-        if policy.kind not in CILIUM_KINDS:
-            continue
         for spec in policy.specs:
-            if allows_probes(spec):
-                allowed.update(meets(policy, spec, facts.ambient_namespaces, facts.ambient_set))
+            if allows_probes(policy, spec, facts.probe_sources):
+                allowed.update(meets(policy, spec, facts.policy_scope, facts.policy_scope_set))
     return allowed
 
 
@@ -131,12 +174,12 @@ AMBIENT_NETWORKPOLICY = "https://istio.io/latest/docs/ambient/usage/networkpolic
         AMBIENT_NETWORKPOLICY,
         "istio/istio cni/pkg/iptables/iptables.go (kubelet probes SNAT-ed to 169.254.7.127)",
     ),
-    reads=POLICY_READS,
+    reads=(*POLICY_READS, "workloads", "istio_cni"),
     remedy=r.Remedy(istio=("probe-allowance",)),
 )
 def probes_blocked(facts: Facts) -> Hit | None:
-    """CIC005: SNAT-ed kubelet probes (169.254.7.127) hit default-deny."""
-    ambient = facts.ambient_namespaces
+    """CIC005: SNAT-ed kubelet probes (169.254.7.127) hit default-deny unless a policy admits them."""
+    ambient = facts.policy_scope
     if not ambient:
         return None
     allowed = _probe_allowed_in(facts)
@@ -161,20 +204,21 @@ def probes_blocked(facts: Facts) -> Hit | None:
         for spec in policy.specs:
             if not isolates_ingress(policy, spec):
                 continue
-            for ns in meets(policy, spec, ambient, facts.ambient_set):
+            for ns in meets(policy, spec, ambient, facts.policy_scope_set):
                 key = (policy_name(policy), ns)
                 if ns in allowed or key in seen:
                     continue
                 seen.add(key)
                 evidence.append(
                     Evidence(
-                        object=policy_name(policy), note=f"isolates ingress of pods in ambient namespace {ns}"
+                        object=policy_name(policy), note=f"isolates ingress of pods in {facts.scope_note(ns)}"
                     )
                 )
     if not evidence:
         return None
+    sources = ", ".join(str(a) for a in facts.probe_sources)
     return Hit(
-        summary="Ambient pods under ingress default-deny without a 169.254.7.127 allowance: probes fail",
+        summary=f"Ambient pods under ingress default-deny without a {sources} allowance: probes fail",
         detail=(
             "Istio SNATs kubelet health probes of ambient pods to 169.254.7.127; Cilium sees that address "
             "as outside the cluster, so a default-deny policy drops the probes and pods restart "
@@ -182,8 +226,8 @@ def probes_blocked(facts: Facts) -> Hit | None:
         ),
         evidence=capped(evidence, "more policies"),
         fix=(
-            "Allow ingress from 169.254.7.127/32 in the policies that isolate ambient pods, or apply "
-            "the clusterwide probe allowance the renderer prints."
+            f"Allow ingress from {sources} (a /32 or /128, TCP) in the policies that isolate ambient pods: an ipBlock in a "
+            "NetworkPolicy, fromCIDR in a Cilium policy."
         ),
     )
 
@@ -212,7 +256,7 @@ def l7_policies(facts: Facts) -> Hit | None:
         if policy.kind not in CILIUM_KINDS:
             continue
         for spec in policy.specs:
-            namespaces = meets(policy, spec, facts.ambient_namespaces, facts.ambient_set)
+            namespaces = meets(policy, spec, facts.policy_scope, facts.policy_scope_set)
             if namespaces and _has_l7(spec):
                 evidence.append(
                     Evidence(
@@ -251,11 +295,27 @@ def _port_allows_hbone(port: object, end_port: object, protocol: object) -> bool
     return low <= HBONE_PORT <= high
 
 
-def _ingress_port_lists(
-    policy: Policy, spec: Mapping[str, Any]
+def isolates_egress(policy: Policy, spec: Mapping[str, Any]) -> bool:
+    """Does this spec put the selected pods into egress default-deny?"""
+    if policy.kind == "NetworkPolicy":
+        types = spec.get("policyTypes")
+        if isinstance(types, list):
+            return "Egress" in types
+        return bool(as_list(spec.get("egress")))  # Kubernetes defaults Egress in only with egress rules
+    deny = as_map(spec.get("enableDefaultDeny")).get("egress")
+    if deny is False:
+        return False
+    return deny is True or isinstance(spec.get("egress"), list) or isinstance(spec.get("egressDeny"), list)
+
+
+DIRECTIONS = (("ingress", isolates_ingress), ("egress", isolates_egress))
+
+
+def _port_lists(
+    policy: Policy, spec: Mapping[str, Any], direction: str
 ) -> list[list[tuple[object, object, object]]] | None:
-    """Per ingress rule, the ports it allows; None when some rule allows every port."""
-    rules = as_list(spec.get("ingress"))
+    """Per rule of a direction, the ports it allows; None when some rule allows every port."""
+    rules = as_list(spec.get(direction))
     result: list[list[tuple[object, object, object]]] = []
     for raw in rules:
         entry = as_map(raw)
@@ -280,102 +340,169 @@ def _ingress_port_lists(
 @rule(
     "CIC013",
     Severity.WARNING,
-    "Port-limited ingress to ambient pods without 15008/TCP (HBONE)",
-    sources=(AMBIENT_NETWORKPOLICY, "istio/ztunnel src/proxy/inbound.rs (HBONE listener on 15008)"),
-    reads=("policies", "namespaces"),
+    "Port-limited ingress or egress of ambient pods without 15008/TCP (HBONE)",
+    sources=(
+        AMBIENT_NETWORKPOLICY,
+        "istio/ztunnel src/proxy/inbound.rs (HBONE listener on 15008)",
+        "istio/ztunnel src/proxy/outbound.rs (HBONE to the destination pod's 15008, from the pod's netns)",
+    ),
+    reads=("policies", "namespaces", "workloads"),
 )
 def hbone_port_blocked(facts: Facts) -> Hit | None:
-    """CIC013: ambient traffic arrives on 15008/TCP (HBONE); port-limited allows must include it."""
+    """CIC013: ambient traffic arrives on and leaves for 15008/TCP (HBONE), from inside each pod's netns."""
     evidence = []
     for policy in facts.snapshot.policies:
         for spec in policy.specs:
-            if not isolates_ingress(policy, spec):
+            namespaces = meets(policy, spec, facts.policy_scope, facts.policy_scope_set)
+            if not namespaces:
                 continue
-            namespaces = meets(policy, spec, facts.ambient_namespaces, facts.ambient_set)
-            port_lists = _ingress_port_lists(policy, spec)
-            if not namespaces or not port_lists:
-                continue
-            verdicts = [_port_allows_hbone(*p) for ports in port_lists for p in ports]
-            if any(v is not False for v in verdicts):
-                continue
-            listed = sorted({as_str(p[0]) for ports in port_lists for p in ports})
-            evidence.append(
-                Evidence(
-                    object=policy_name(policy),
-                    key="ingress ports",
-                    value=", ".join(listed),
-                    note=f"no 15008/TCP; ambient namespace(s) {', '.join(namespaces[:5])}",
+            for direction, isolates in DIRECTIONS:
+                port_lists = _port_lists(policy, spec, direction)
+                if not isolates(policy, spec) or not port_lists:
+                    continue
+                verdicts = [_port_allows_hbone(*p) for ports in port_lists for p in ports]
+                if any(v is not False for v in verdicts):
+                    continue
+                listed = sorted(
+                    {f"{as_str(p[0])}/{as_str(p[2]).upper() or 'TCP'}" for ports in port_lists for p in ports}
                 )
-            )
+                evidence.append(
+                    Evidence(
+                        object=policy_name(policy),
+                        key=f"{direction} ports",
+                        value=", ".join(listed),
+                        note=f"no 15008/TCP; {'; '.join(facts.scope_note(ns) for ns in namespaces[:3])}",
+                    )
+                )
     if not evidence:
         return None
     return Hit(
-        summary="Policy allows ambient pods only on app ports, not 15008/TCP (HBONE): mesh traffic dropped",
-        detail="In ambient, traffic between meshed pods arrives as HBONE on port 15008/TCP, not on the app port.",
+        summary="Policy limits ambient pods to app ports without 15008/TCP (HBONE): mesh traffic dropped",
+        detail=(
+            "In ambient, traffic between meshed pods leaves and arrives as HBONE on port 15008/TCP, sent from "
+            "inside each pod's network namespace: port-limited ingress and egress rules must allow it."
+        ),
         evidence=capped(evidence, "more policies"),
-        fix="Add port 15008/TCP wherever application ports are allowed into ambient pods.",
+        fix="Allow port 15008/TCP wherever ports are listed for ambient pods, in both directions.",
     )
 
 
-def _only_probe_rules(spec: Mapping[str, Any]) -> bool:
+def _only_probe_rules(spec: Mapping[str, Any], sources: Iterable[Address]) -> bool:
     """Every ingress rule is a CIDR allowance of the probe source: a probe policy."""
     rules = [as_map(r) for r in as_list(spec.get("ingress"))]
     return bool(rules) and all(
-        not set(rule) - {"fromCIDR", "fromCIDRSet", "toPorts"} and _rule_admits_probe(rule) for rule in rules
+        not set(entry) - {"fromCIDR", "fromCIDRSet", "toPorts"}
+        and ("fromCIDR" in entry or "fromCIDRSet" in entry)
+        and all(_cilium_rule_admits(entry, a) for a in sources)
+        for entry in rules
     )
+
+
+NON_DEFAULT_DENY = "enable-non-default-deny-policies"
+
+
+def _non_default_deny_off(facts: Facts) -> list[Evidence]:
+    """Views where the agent ignores `enableDefaultDeny: false` (Cilium ≥ 1.17, the flag false)."""
+    if facts.version is not None and facts.version[:2] < (1, 17):
+        return []  # the flag does not exist before 1.17
+    return [
+        view.bool(NON_DEFAULT_DENY, default=True).evidence(
+            f"on {view.label}: enableDefaultDeny: false is ignored"
+        )
+        for view in facts.views
+        if view.overrides(NON_DEFAULT_DENY) and view.bool(NON_DEFAULT_DENY, default=True).value is False
+    ]
 
 
 @rule(
     "CIC018",
     Severity.ERROR,
-    "Probe-allowance policy without enableDefaultDeny.ingress=false isolates pods",
+    "Cilium policy that relies on enableDefaultDeny=false isolates every pod it selects",
     sources=(
+        "cilium/cilium pkg/policy/api/rule_validation.go (Rule.Sanitize: enable-non-default-deny-policies)",
+        "cilium/cilium pkg/policy/repository.go (computePolicyEnforcementAndRules)",
+        "cilium/cilium pkg/policy/api/rule.go (EnableDefaultDeny, from Cilium 1.16)",
         "https://docs.cilium.io/en/stable/security/policy/language/#default-deny",
-        "cilium/cilium pkg/policy/api/rule.go (EnableDefaultDeny)",
     ),
-    reads=("policies", "cilium_configs", "cilium_agents"),
+    reads=(
+        "policies",
+        "cilium_configs",
+        "node_configs",
+        "cilium_agents",
+        "namespaces",
+        "workloads",
+        "istio_cni",
+    ),
 )
 def probe_policy_isolates(facts: Facts) -> Hit | None:
-    """CIC018: the probe allowance itself puts every pod it selects into ingress default-deny."""
+    """CIC018: an allow policy meant to add access instead puts its endpoints into default-deny.
+
+    A Cilium rule with ingress rules isolates ingress unless `enableDefaultDeny.ingress: false`, which
+    Cilium honours from 1.16, and from 1.17 only while `enable-non-default-deny-policies` is true.
+    """
     if facts.views and (facts.views[0].raw("enable-policy") or "").lower() == "always":
         return None  # every endpoint is default-deny anyway: the policy isolates nothing more
     old = facts.version is not None and facts.version[:2] < (1, 16)
-    evidence = []
+    ignored = _non_default_deny_off(facts)
+    evidence: list[Evidence] = []
     for policy in facts.snapshot.policies:
         if policy.kind not in CILIUM_KINDS:
             continue
         for spec in policy.specs:
-            if not _only_probe_rules(spec):
-                continue
-            deny = as_map(spec.get("enableDefaultDeny")).get("ingress")
-            if deny is False and not old:
-                continue
-            why = (
-                "enableDefaultDeny is honoured from Cilium 1.16 only"
-                if old and deny is False
-                else "no enableDefaultDeny: {ingress: false}"
+            probe_only = _only_probe_rules(spec, facts.probe_sources)
+            everyone = policy.kind == "CiliumClusterwideNetworkPolicy" and not as_map(
+                spec.get("endpointSelector")
             )
-            evidence.append(
-                Evidence(
-                    object=policy_name(policy),
-                    key="enableDefaultDeny.ingress",
-                    value=as_str(deny) or None,
-                    note=why,
+            scope = "every pod in the cluster" if everyone else "every pod it selects"
+            relies = [
+                d
+                for d in ("ingress", "egress")
+                if as_map(spec.get("enableDefaultDeny")).get(d) is False and as_list(spec.get(d))
+            ]
+            if (
+                relies
+                and (old or ignored)
+                and (probe_only or meets(policy, spec, facts.policy_scope, facts.policy_scope_set))
+            ):
+                why = (
+                    "enableDefaultDeny is honoured from Cilium 1.16 only"
+                    if old
+                    else "the agent ignores it: enable-non-default-deny-policies is false"
                 )
-            )
-            break
+                evidence.append(
+                    Evidence(
+                        object=policy_name(policy),
+                        key="enableDefaultDeny." + "/".join(relies),
+                        value="false",
+                        note=f"{why}: {scope} becomes default-deny ({', '.join(relies)})",
+                    )
+                )
+                break
+            if probe_only and as_map(spec.get("enableDefaultDeny")).get("ingress") is not False:
+                evidence.append(
+                    Evidence(
+                        object=policy_name(policy),
+                        key="enableDefaultDeny.ingress",
+                        value=as_str(as_map(spec.get("enableDefaultDeny")).get("ingress")) or None,
+                        note=f"no enableDefaultDeny: {{ingress: false}}: {scope} becomes ingress default-deny",
+                    )
+                )
+                break
     if not evidence:
         return None
+    if any(e.note.startswith("the agent ignores") for e in evidence):
+        evidence.extend(ignored)
     return Hit(
-        summary="The 169.254.7.127 probe policy puts every pod it selects into ingress default-deny",
+        summary="A Cilium allow policy puts the pods it selects into default-deny: connections fail",
         detail=(
-            "A Cilium policy with ingress rules makes its endpoints default-deny for ingress unless "
-            "enableDefaultDeny.ingress is false (Cilium ≥ 1.16): a probe allowance for all pods then blocks "
+            "A Cilium policy with rules in a direction makes its endpoints default-deny in that direction "
+            "unless enableDefaultDeny for it is false, which Cilium honours from 1.16 and, from 1.17, only "
+            "while enable-non-default-deny-policies is true. A probe allowance for all pods then blocks "
             "every other connection to them."
         ),
         evidence=capped(evidence, "more policies"),
         fix=(
-            "Add enableDefaultDeny: {ingress: false, egress: false} to the policy (Cilium ≥ 1.16); on older "
-            "Cilium, delete it and add fromCIDR 169.254.7.127/32 to the policies that already isolate the pods."
+            "Where enableDefaultDeny is honoured, add enableDefaultDeny: {ingress: false, egress: false}; "
+            "otherwise delete the policy and add the probe CIDR to the policies that already isolate the pods."
         ),
     )

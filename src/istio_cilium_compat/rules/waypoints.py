@@ -21,7 +21,7 @@ from ..assemble import as_list, as_map, as_str
 from ..report import Evidence, Severity
 from ..snapshot import IstioObject
 from .effective import socket_lb_bypasses
-from .facts import Facts, capped, object_name, parse_version
+from .facts import Facts, capped, object_name
 from .registry import Hit, rule
 
 USE_WAYPOINT = "istio.io/use-waypoint"
@@ -197,16 +197,6 @@ def _attached(facts: Facts, bindings: _Bindings) -> list[Evidence]:
     return evidence
 
 
-def _before_service_waypoints(facts: Facts) -> bool:
-    """Istio 1.21 bound waypoints to workloads only (no `istio.io/use-waypoint`)."""
-    for ds in (facts.ztunnel, facts.istio_cni):
-        for image in ds.images if ds else ():
-            version = parse_version(image)
-            if version:
-                return version[:2] < (1, 22)
-    return False
-
-
 @rule(
     "CIC022",
     Severity.ERROR,
@@ -234,7 +224,7 @@ def _before_service_waypoints(facts: Facts) -> bool:
 )
 def waypoints_bypassed(facts: Facts) -> Hit | None:
     """CIC022: name what socket LB silently bypasses, so CIC001's consequence is concrete."""
-    if not socket_lb_bypasses(facts) or _before_service_waypoints(facts):
+    if not socket_lb_bypasses(facts) or facts.istio_before(1, 22):  # 1.21: workload waypoints only
         return None
     bindings = _Bindings(facts)
     evidence = _bound(facts, bindings) + _attached(facts, bindings)
