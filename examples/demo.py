@@ -1,4 +1,4 @@
-"""`tox -e demo`: run `istio-cilium-compat check` on every saved example cluster."""
+"""`tox -e demo`: run `istio-cilium-compat check` on every saved example cluster and values file."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ def main() -> int:
     if not folders:
         print("no example clusters found", file=sys.stderr)
         return 1
-    for folder in folders:
-        title = f" {folder.name} "
-        print(f"\n{title:=^100}")
-        print(f"$ istio-cilium-compat check --manifests examples/{folder.name}")
+    runs = [(folder.name, ["--manifests", f"examples/{folder.name}"]) for folder in folders]
+    for values in sorted(EXAMPLES.glob("cilium-values*.yaml")):  # Helm values files, not clusters
+        runs.append((values.name, ["--cilium-values", f"examples/{values.name}", "--cilium-version", "1.19"]))
+    for title, args in runs:
+        print(f"\n{' ' + title + ' ':=^100}")
+        print(f"$ istio-cilium-compat check {' '.join(args)}")
         result = subprocess.run(
-            ["istio-cilium-compat", "check", "--manifests", f"examples/{folder.name}"],
+            ["istio-cilium-compat", "check", *args],
             check=False,
             text=True,
             capture_output=True,

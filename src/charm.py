@@ -148,7 +148,11 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             if outcome.failure or outcome.report is None:
                 event.fail(outcome.failure or "the check did not run; see juju debug-log")
                 return
-            event.set_results(check_results(outcome.report))
+            event.set_results(
+                check_results(
+                    outcome.report, hint=f"Full change: juju run {self.unit.name} render-cilium-config"
+                )
+            )
         except Exception as exc:
             logger.exception("check-compatibility failed")
             event.fail(internal_error(exc))
@@ -343,12 +347,12 @@ def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcom
     return Outcome(status=status, snapshot=snapshot, report=report)
 
 
-def check_results(report: Report) -> dict[str, Any]:
+def check_results(report: Report, hint: str | None = None) -> dict[str, Any]:
     """`check-compatibility` results; every key is documented in actions.yaml."""
     results: dict[str, Any] = {
         "verdict": report.verdict.value,
         "summary": one_line(status_line(report)),
-        "report": _cap(to_text(report)),
+        "report": _cap(to_text(report, hint=hint)),
     }
     findings = {
         finding.id.lower(): {

@@ -11,12 +11,15 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .assemble import build_snapshot
+from .helm_values import looks_like_values
 from .snapshot import Snapshot
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -157,11 +160,119 @@ def _expand(doc: Any, depth: int = 0) -> Iterator[Any]:
 
 def load_objects(paths: Iterable[str | Path]) -> list[Any]:
     """Every Kubernetes object in the given files and directories."""
-    objects: list[Any] = []
-    for path in manifest_files(paths):
-        for doc in _parse(path):
-            objects.extend(_expand(doc))
-    return objects
+    return _read(paths).objects
+
+
+@dataclass
+class _Read:
+    files: list[Path]
+    documents: int = 0
+    objects: list[Any] = field(default_factory=list)
+    values_files: list[Path] = field(default_factory=list)
+
+
+def _read(paths: Iterable[str | Path]) -> _Read:
+    read = _Read(manifest_files(paths))
+    for path in read.files:
+        documents = [doc for doc in _parse(path) if doc is not None]
+        read.documents += len(documents)
+        if documents and all(looks_like_values(doc) for doc in documents):
+            read.values_files.append(path)
+            continue
+        for doc in documents:
+            read.objects.extend(_expand(doc))
+    return read
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A snapshot of saved manifests, with how much of the input the checks could use."""
+
+    snapshot: Snapshot
+    files: int
+    """Manifest files read (directories expanded)."""
+    documents: int
+    """Non-empty YAML/JSON documents in them."""
+    objects: int
+    """Kubernetes-shaped objects among them (a mapping with apiVersion and kind; Lists expanded)."""
+    relevant: int
+    """Objects that made it into the snapshot: what the checks read."""
+    values_files: tuple[str, ...] = ()
+    """Files skipped because they hold Cilium Helm chart values, not Kubernetes objects."""
+    replaced: int = 0
+    """Cilium objects of the manifests replaced by those rendered from Helm values."""
+
+
+def relevant_count(snapshot: Snapshot) -> int:
+    """Objects a snapshot holds (every collection but `problems`): zero means nothing to check."""
+    count = int(snapshot.canonical_k8s)
+    for item in fields(snapshot):
+        value = getattr(snapshot, item.name)
+        if item.name != "problems" and isinstance(value, tuple):
+            count += len(value)
+    return count
+
+
+def _kubernetes_shaped(obj: object) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and isinstance(obj.get("apiVersion"), str)
+        and isinstance(obj.get("kind"), str)
+    )
+
+
+def _is_cilium_side(obj: object) -> bool:
+    """What a Cilium chart installs and the checks read: cilium-config and the agents."""
+    if not isinstance(obj, Mapping):
+        return False
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    labels = meta.get("labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    kind = obj.get("kind")
+    if kind == "ConfigMap":
+        return meta.get("name") == "cilium-config"
+    return kind in ("DaemonSet", "Pod") and labels.get("k8s-app") == "cilium"
+
+
+def load(
+    paths: Iterable[str | Path],
+    *,
+    istio_namespace: str | None = None,
+    cilium_namespace: str | None = None,
+    cilium_objects: Sequence[Mapping[str, Any]] | None = None,
+    source: str | None = None,
+) -> Loaded:
+    """Read saved manifests; `cilium_objects` (rendered Helm values) replace their Cilium side."""
+    paths = list(paths)
+    # Paused until the raw objects are dropped: resumed earlier, the next young collections
+    # would walk every parsed object once more (a quarter of the time on a large dump).
+    with _gc_paused():
+        read = _read(paths)
+        label = source or "manifests: " + ", ".join(str(p) for p in paths)
+        snapshot = build_snapshot(
+            read.objects, source=label, istio_namespace=istio_namespace, cilium_namespace=cilium_namespace
+        )
+        relevant = relevant_count(snapshot)
+        replaced = 0
+        if cilium_objects is not None:
+            kept = [o for o in read.objects if not _is_cilium_side(o)]
+            replaced = len(read.objects) - len(kept)
+            snapshot = build_snapshot(
+                [*kept, *cilium_objects],
+                source=label,
+                istio_namespace=istio_namespace,
+                cilium_namespace=cilium_namespace,
+            )
+        return Loaded(
+            snapshot=snapshot,
+            files=len(read.files),
+            documents=read.documents,
+            objects=sum(1 for o in read.objects if _kubernetes_shaped(o)),
+            relevant=relevant,
+            values_files=tuple(str(p) for p in read.values_files),
+            replaced=replaced,
+        )
 
 
 def load_snapshot(
@@ -171,13 +282,59 @@ def load_snapshot(
     cilium_namespace: str | None = None,
 ) -> Snapshot:
     """A snapshot of a saved cluster."""
-    paths = list(paths)
-    # Paused until the raw objects are dropped: resumed earlier, the next young collections
-    # would walk every parsed object once more (a quarter of the time on a large dump).
-    with _gc_paused():
-        return build_snapshot(
-            load_objects(paths),
-            source="manifests: " + ", ".join(str(p) for p in paths),
-            istio_namespace=istio_namespace,
-            cilium_namespace=cilium_namespace,
-        )
+    return load(paths, istio_namespace=istio_namespace, cilium_namespace=cilium_namespace).snapshot
+
+
+def load_values(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Helm values files, read the way Helm reads them (YAML 1.1: `yes`/`on`/`n` are booleans).
+
+    The safe loader runs first (size cap, alias-bomb limit, file and line in errors); then
+    PyYAML's YAML 1.1 resolver, extended with Go yaml.v2's `y`/`n`, gives the types Helm sees.
+    """
+    layers: list[dict[str, Any]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            raise ManifestError(path, "a directory; --cilium-values takes a values file")
+        if not path.is_file():
+            raise ManifestError(path, "no such file")
+        text = _read_text(path)
+        with _gc_paused():
+            documents = [d for d in _parse_yaml(path, text) if d is not None]
+        if not documents:
+            layers.append({})  # an empty values file: the chart's defaults
+            continue
+        if len(documents) > 1 or not isinstance(documents[0], Mapping):
+            raise ManifestError(path, "not a Helm values file (expected one YAML mapping)")
+        if "apiVersion" in documents[0] and "kind" in documents[0]:
+            raise ManifestError(
+                path, f"a Kubernetes manifest, not Helm values; pass it with --manifests {path}"
+            )
+        layers.append(_helm_yaml(path, text))
+    return layers
+
+
+def _helm_yaml(path: Path, text: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.load(text, Loader=_helm_loader())  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ManifestError(path, f"invalid YAML: {exc}", mark.line + 1 if mark else None) from exc
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@cache
+def _helm_loader() -> type[Any]:
+    import yaml
+
+    class HelmLoader(yaml.SafeLoader):
+        """YAML 1.1 as Go's yaml.v2 (Helm) resolves it: `y`/`n` are booleans too."""
+
+    def construct_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+        return str(loader.construct_scalar(node)).lower() in ("y", "yes", "true", "on")
+
+    HelmLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+    HelmLoader.add_constructor("tag:yaml.org,2002:bool", construct_bool)
+    return HelmLoader

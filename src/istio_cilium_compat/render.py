@@ -10,6 +10,7 @@ imports this module inside its action, and a hook must not pay for it.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -270,6 +271,13 @@ def _upstream_image(agent: DaemonSetInfo | None) -> bool:
     return bool(repos & UPSTREAM_REPOSITORIES)
 
 
+def _full_tag(agent: DaemonSetInfo | None) -> bool:
+    """`--version` needs the chart's patch too: a tag like v1.17 (Helm values, X.Y given) has none."""
+    return agent is not None and any(
+        re.search(r":v?\d+\.\d+\.\d+", image.split("@", 1)[0].rsplit("/", 1)[-1]) for image in agent.images
+    )
+
+
 def _context(facts: Facts, report: Report, plan: _Plan, target: str, scope: str) -> dict[str, Any]:
     snapshot = facts.snapshot
     active = _active(report)
@@ -303,7 +311,7 @@ def _context(facts: Facts, report: Report, plan: _Plan, target: str, scope: str)
         "release": release,
         "release_ns": release_ns,
         "version": format_version(version),
-        "chart_version": format_version(version) if _upstream_image(agent) else None,
+        "chart_version": format_version(version) if _upstream_image(agent) and _full_tag(agent) else None,
         "settings": plan.settings,
         "helm_groups": _helm_groups(helm_settings),
         "helm_sets": [f"{s.helm_path}={s.value}" for s in helm_settings],

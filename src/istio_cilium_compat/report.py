@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+import shutil
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -148,10 +151,17 @@ def to_json(report: Report) -> str:
 
 
 def to_yaml(report: Report) -> str:
-    """YAML output; cluster strings are emitted through a real dumper, never pasted."""
+    """YAML output; cluster strings go through a real dumper, multi-line text as block scalars."""
     import yaml  # only the YAML output pays for it
 
-    return yaml.safe_dump(report.to_dict(), sort_keys=False, allow_unicode=True, width=1000)
+    class BlockDumper(yaml.SafeDumper):
+        """Multi-line strings (fixes, details) as `|` blocks: readable, and still the same data."""
+
+    def represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+    BlockDumper.add_representer(str, represent_str)
+    return yaml.dump(report.to_dict(), Dumper=BlockDumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def _one_line(text: str) -> str:
@@ -159,44 +169,90 @@ def _one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def to_text(report: Report) -> str:
-    """For people: one block per finding, then the verdict."""
+_COMMAND = re.compile(
+    r"(?:^|(?<=: )|(?<=; ))(?:sudo|kubectl|helm|cilium|juju|k8s|istioctl|istio-cilium-compat) .*$"
+)
+_CODE = re.compile(r"`[^`]*`")
+_GLUE = "\x00"  # never in text: _one_line spells control characters out
+
+
+def _glue(match: re.Match[str]) -> str:
+    return match.group(0).replace(" ", _GLUE)
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    """Wrap prose to `width`; a command (to the end of the line) or `code` is never split.
+
+    A command broken over two lines would run as two commands when pasted, so it moves to
+    a line of its own and may run past the width instead.
+    """
+    glued = _COMMAND.sub(_glue, _CODE.sub(_glue, _one_line(text)))
+    lines = textwrap.wrap(
+        glued,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line.replace(_GLUE, " ") for line in lines] or [first.rstrip()]
+
+
+def text_width() -> int:
+    """The terminal's width; 80 when stdout is not a terminal (or $COLUMNS, as Python reads it)."""
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def to_text(report: Report, width: int | None = None, hint: str | None = None) -> str:
+    """For people: one block per finding, then the verdict, wrapped to `width` (the terminal)."""
+    width = width or text_width()
     lines: list[str] = []
+    indent = " " * 12
     if report.source:
-        lines.append(f"Checked: {_one_line(report.source)}")
+        lines += _wrap(f"Checked: {report.source}", width, "", "  ")
     cilium_version = report.cilium.get("version")
     if report.cilium.get("namespace"):
-        lines.append(
-            f"Cilium {cilium_version or '(version unknown)'} in namespace "
-            f"{_one_line(str(report.cilium['namespace']))}"
+        lines += _wrap(
+            f"Cilium {cilium_version or '(version unknown)'} in namespace {report.cilium['namespace']}",
+            width,
+            "",
+            "  ",
         )
     if report.istio.get("root_namespace"):
-        lines.append(
-            f"Istio root namespace {_one_line(str(report.istio['root_namespace']))}"
+        lines += _wrap(
+            f"Istio root namespace {report.istio['root_namespace']}"
             f" ({report.istio.get('root_namespace_source', '')}), "
-            f"ambient namespaces: {len(report.istio.get('ambient_namespaces', []))}"
+            f"ambient namespaces: {len(report.istio.get('ambient_namespaces', []))}",
+            width,
+            "",
+            "  ",
         )
     if lines:
         lines.append("")
     for finding in report.ordered:
-        lines.append(f"{finding.severity.value.upper():7} {finding.id}  {_one_line(finding.summary)}")
+        head = f"{finding.severity.value.upper():7} {finding.id}  "
+        lines += _wrap(finding.summary, width, head, " " * len(head))
         if finding.detail:
-            lines.append(f"  why:      {_one_line(finding.detail)}")
+            lines += _wrap(finding.detail, width, "  why:      ", indent)
         for item in finding.evidence:
-            lines.append(f"  evidence: {_one_line(str(item))}")
+            lines += _wrap(str(item), width, "  evidence: ", indent)
         for source in finding.sources:
-            lines.append(f"  source:   {_one_line(source)}")
+            lines += _wrap(source, width, "  source:   ", indent)
         if finding.fix:
-            fix_lines = finding.fix.splitlines() or [""]
-            lines.append(f"  fix:      {_one_line(fix_lines[0])}")
-            lines.extend(f"            {_one_line(extra)}" for extra in fix_lines[1:])
+            for number, fix_line in enumerate(finding.fix.splitlines() or [""]):
+                lines += _wrap(fix_line, width, "  fix:      " if number == 0 else indent, indent)
         lines.append("")
     counts = {s: len(report.of(s)) for s in Severity}
-    lines.append(
+    lines += _wrap(
         f"Verdict: {report.verdict.value} ({_count(counts[Severity.ERROR], 'error')}, "
         f"{_count(counts[Severity.WARNING], 'warning')}, {counts[Severity.INFO]} info; "
-        f"{len(report.checks)} checks)"
+        f"{len(report.checks)} checks)",
+        width,
+        "",
+        "  ",
     )
+    if hint:
+        lines += _wrap(hint, width, "", "  ")
     return "\n".join(lines) + "\n"
 
 
@@ -228,10 +284,10 @@ def status_line(report: Report, action: str = "check-compatibility") -> str:
     return _fit(head, room) + suffix
 
 
-def format_report(report: Report, output: str) -> str:
-    """Dispatch on the `-o` value."""
+def format_report(report: Report, output: str, hint: str | None = None) -> str:
+    """Dispatch on the `-o` value; `hint` (the next command to run) is shown in text only."""
     if output == "json":
         return to_json(report)
     if output == "yaml":
         return to_yaml(report)
-    return to_text(report)
+    return to_text(report, hint=hint)

@@ -128,15 +128,25 @@ def check_manifests(
 def test_via_manifests(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tried("corpus clusters via manifests")
     code, out, err = check_manifests(case, tmp_path, capsys, "-o", "json")
+    from istio_cilium_compat.manifests import load
 
+    loaded = load([tmp_path / "dump"], istio_namespace=case.istio_namespace)
+    if loaded.relevant == 0 and not loaded.snapshot.problems:
+        # DESIGN.md CLI contract: nothing the checks read is exit 2, never a verdict.
+        assert (code, out) == (2, "")
+        assert err.startswith("error: ") and err.count("\n") == 1
+        return
     data = json.loads(out)
     assert [f["id"] for f in data["findings"]] == case.expected_ids
     assert data["verdict"] == case.expected_verdict
-    # DESIGN.md: 0 without an error finding, 1 with one (2 is for unreadable input).
+    # DESIGN.md: 0 compatible, 1 an error finding, 3 verdict unknown (with one line on stderr).
     has_error = any(f["severity"] == "error" for f in data["findings"])
-    assert code == (1 if has_error else 0)
+    assert code == {"incompatible": 1, "unknown": 3, "compatible": 0}[data["verdict"]]
     assert has_error == (case.expected_verdict == "incompatible")
-    assert err == ""
+    if data["verdict"] == "unknown":
+        assert err.startswith("verdict unknown: ") and err.count("\n") == 1
+    else:
+        assert err == ""
     if not case.api:  # no live cluster can hold it: the status comes from the manifests
         from istio_cilium_compat.manifests import load_snapshot
 
@@ -248,8 +258,9 @@ def test_numbers_manifest_really_holds_numbers() -> None:
 
 
 def test_unicode_and_long_values_stay_on_their_lines(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # a wide terminal: evidence lines are not wrapped
     case = BY_NAME["unicode-and-long-values"]
     code, out, _ = check_manifests(case, tmp_path / "text", capsys)
     assert code == 1

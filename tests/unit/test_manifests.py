@@ -176,3 +176,15 @@ def test_unquoted_booleans_are_read_as_kubernetes_would_store_them(tmp_path: Pat
     text = as_list(objects).replace("bpf-lb-sock-hostns-only: 'true'", "bpf-lb-sock-hostns-only: true")
     assert "bpf-lb-sock-hostns-only: true" in text
     assert evaluate(load_snapshot([write(tmp_path, "c.yaml", text)])).ids == []
+
+
+def test_load_counts_what_the_checks_can_use(tmp_path: Path) -> None:
+    from istio_cilium_compat.manifests import load
+
+    loaded = load([EXAMPLES / "canonical-k8s-charmed-istio"])
+    assert (loaded.files, loaded.documents, loaded.objects, loaded.relevant) == (5, 5, 11, 8)
+    unrelated = write(tmp_path, "app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
+    values = write(tmp_path, "values.yaml", "kubeProxyReplacement: true\n")
+    loaded = load([unrelated, values])
+    assert (loaded.files, loaded.documents, loaded.objects, loaded.relevant) == (2, 2, 1, 0)
+    assert loaded.values_files == (str(values),)
