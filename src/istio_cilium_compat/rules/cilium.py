@@ -32,14 +32,17 @@ def _with_node_fix(fix: str, facts: Facts, key: str, value: str) -> str:
 
 CONFIG_READS = ("cilium_configs", "node_configs", "cilium_agents")
 SOCKET_LB_SOURCES = (
-    "cilium/cilium daemon/cmd/kube_proxy_replacement.go (initKubeProxyReplacementOptions: KPR enables socket LB)",
-    "cilium/cilium bpf/bpf_sock.c (cgroup connect hook: Service VIP rewritten to a backend before the SYN)",
+    "cilium/cilium daemon/cmd/kube_proxy_replacement.go (initKubeProxyReplacementOptions: KPR enables socket LB, ≤ 1.17)",
+    "cilium/cilium pkg/kpr/kpr.go (NewKPRConfig: KPR enables socket LB, 1.18+)",
+    "cilium/cilium bpf/bpf_sock.c (cgroup/connect4 hook: Service VIP rewritten to a backend before the SYN)",
     "istio/istio cni/pkg/iptables/iptables.go (ISTIO_OUTPUT: every outbound TCP connection to ztunnel 15001)",
     "istio/ztunnel src/proxy/outbound.rs (build_request: pod-IP destinations go HBONE to the workload)",
     "istio/istio#49149",
     "istio/istio#55481",
     "cilium/cilium#17276",
-    "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
+    "istio/istio.io#17074",
+    "istio/istio operator/pkg/apis/validation/validation.go (istioctl: bpf-lb-sock=true needs bpf-lb-sock-hostns-only=true, 1.24+)",
+    "https://docs.cilium.io/en/stable/network/servicemesh/istio/",
 )
 
 
@@ -160,10 +163,13 @@ INVALID_IS_WARNING = frozenset({Severity.WARNING})
     Severity.ERROR,
     "cni-exclusive: Cilium renames Istio CNI's configuration",
     sources=(
-        "cilium/cilium pkg/option/config.go (CNIExclusive)",
-        "cilium/cilium plugins/cilium-cni/cmd (cni-exclusive: other CNI configs renamed *.cilium_bak)",
+        'cilium/cilium pkg/option/config.go (CNIExclusive = "cni-exclusive")',
+        "cilium/cilium daemon/cmd/cni/config.go (cleanupOtherCNI: other CNI configs renamed *.cilium_bak)",
+        "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
         "https://docs.cilium.io/en/stable/network/servicemesh/istio/",
-        "canonical/k8s-snap src/k8s/pkg/k8sd/features/cilium (annotation k8sd/v1alpha1/cilium/cni-exclusive)",
+        "canonical/k8s-snap src/k8s/pkg/k8sd/features/cilium/internal.go (AnnotationCNIExclusive: presence sets "
+        "cni.exclusive, release-1.32–1.35)",
+        "canonical/k8sd pkg/k8sd/features/cilium/internal.go (AnnotationCNIExclusive, Canonical Kubernetes 1.36+)",
     ),
     reads=("cilium_configs", "node_configs", "canonical_k8s"),
     remedy=r.Remedy(cilium=(r.CNI_NOT_EXCLUSIVE,), restart_agents=True),
@@ -196,7 +202,10 @@ def cni_exclusive(facts: Facts) -> Hit | None:
     "CIC007",
     Severity.WARNING,
     "No cilium-config found (verdict unknown)",
-    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml",),
+    sources=(
+        "cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml (ConfigMap cilium-config)",
+        "https://docs.cilium.io/en/stable/configuration/",
+    ),
     reads=("cilium_configs", "cilium_agents", "problems"),
     unknown=True,
 )
@@ -233,7 +242,10 @@ def missing_cilium_config(facts: Facts) -> Hit | None:
     "CIC016",
     Severity.WARNING,
     "Several cilium-config ConfigMaps: says which one was checked",
-    sources=("cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml",),
+    sources=(
+        "cilium/cilium install/kubernetes/cilium/templates/cilium-configmap.yaml (ConfigMap cilium-config)",
+        "https://docs.cilium.io/en/stable/configuration/",
+    ),
     reads=("cilium_configs",),
 )
 def several_configs(facts: Facts) -> Hit | None:
@@ -269,8 +281,9 @@ def _parse_time(value: str) -> datetime | None:
     Severity.WARNING,
     "cilium-config changed after the agents started: restart pending",
     sources=(
-        "cilium/cilium pkg/option/config.go (options are read once at agent start)",
-        "https://docs.cilium.io/en/stable/configuration/argocd-issues/",
+        "cilium/cilium pkg/option/config.go (InitConfig, ReadDirConfig: the mounted cilium-config is read at agent start)",
+        "https://docs.cilium.io/en/stable/configuration/",
+        "https://docs.cilium.io/en/stable/configuration/per-node-config/",
     ),
     reads=("cilium_configs", "cilium_pods"),
     remedy=r.Remedy(restart_agents=True),
@@ -354,7 +367,11 @@ def _bpf_masquerade_remedy(facts: Facts) -> tuple[r.Remedy, str]:
     sources=(
         "https://istio.io/latest/docs/ambient/install/platform-prerequisites/#cilium",
         "istio/istio#52208",
-        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (install-no-conntrack-iptables-rules needs BPF masquerade)",
+        "istio/istio operator/pkg/apis/validation/validation.go (istioctl: enable-bpf-masquerade=true with ambient, 1.24+)",
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (install-no-conntrack-iptables-rules needs BPF masquerade, "
+        "≤ 1.18)",
+        "cilium/cilium pkg/kpr/initializer/kube_proxy_replacement.go (install-no-conntrack-iptables-rules needs BPF "
+        "masquerade, 1.19+)",
         "cilium/cilium daemon/cmd/daemon.go (BPF ip-masq-agent requires enable-bpf-masquerade)",
     ),
     reads=("cilium_configs", "node_configs", "ztunnels", "cilium_agents"),
@@ -480,8 +497,11 @@ def host_routing(facts: Facts) -> Hit | None:
     Severity.WARNING,
     "cilium-config holds settings the running Cilium refuses at start",
     sources=(
-        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (Invalid value for --kube-proxy-replacement)",
-        "cilium/cilium pkg/kpr/kpr.go (NewKPRConfig: invalid value for kube-proxy-replacement)",
+        "cilium/cilium daemon/cmd/kube_proxy_replacement.go (Invalid value for --kube-proxy-replacement ≤ 1.17; "
+        "install-no-conntrack-iptables-rules requirements ≤ 1.18)",
+        "cilium/cilium pkg/kpr/kpr.go (NewKPRConfig: invalid value for kube-proxy-replacement 1.18; a bool flag from 1.19)",
+        "cilium/cilium pkg/kpr/initializer/kube_proxy_replacement.go (install-no-conntrack-iptables-rules requirements, "
+        "1.19+)",
         "cilium/cilium daemon/cmd/daemon.go (BPF ip-masq-agent / BPF masquerade requirements)",
     ),
     reads=("cilium_configs", "node_configs", "cilium_agents"),
