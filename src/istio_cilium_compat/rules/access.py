@@ -40,7 +40,10 @@ def forbidden(facts: Facts) -> Hit | None:
     "CIC015",
     Severity.WARNING,
     "A resource could not be read: API error or unreachable (verdict unknown)",
-    sources=("https://kubernetes.io/docs/reference/using-api/api-concepts/",),
+    sources=(
+        "https://kubernetes.io/docs/reference/using-api/api-concepts/",
+        "https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/",
+    ),
     reads=("problems",),
     unknown=True,
 )

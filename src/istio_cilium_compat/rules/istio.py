@@ -30,7 +30,9 @@ def _norm(path: str) -> str:
     Severity.ERROR,
     "istio-cni-node CNI directories differ from Cilium's (platform mismatch)",
     sources=(
-        "canonical/istio-k8s-operator src/charm.py (platform option, default microk8s)",
+        'canonical/istio-k8s-operator charmcraft.yaml (config option platform, default "microk8s")',
+        "canonical/istio-k8s-operator src/charm.py (platform → values.global.platform)",
+        "istio/istio manifests/charts/istio-cni/files/profile-platform-microk8s.yaml (MicroK8s CNI directories, 1.24+)",
         "https://istio.io/latest/docs/ambient/install/platform-prerequisites/",
     ),
     reads=("istio_cni", "cilium_agents"),
@@ -85,7 +87,10 @@ def cni_dirs_mismatch(facts: Facts) -> Hit | None:
     "CIC008",
     Severity.INFO,
     "No ztunnel found: Cilium checked as a pre-flight",
-    sources=("https://istio.io/latest/docs/ambient/architecture/data-plane/",),
+    sources=(
+        "https://istio.io/latest/docs/ambient/architecture/data-plane/",
+        "istio/istio manifests/charts/ztunnel/templates/daemonset.yaml (DaemonSet, pods labelled app: ztunnel)",
+    ),
     reads=("ztunnels", "istio_root_namespace"),
     also=frozenset({Severity.WARNING}),
 )
@@ -148,7 +153,10 @@ def odd_enrollment(facts: Facts) -> Hit | None:
     "CIC019",
     Severity.WARNING,
     "ztunnel or istio-cni-node not ready on every node",
-    sources=("https://istio.io/latest/docs/ambient/architecture/data-plane/",),
+    sources=(
+        "https://istio.io/latest/docs/ambient/architecture/data-plane/",
+        "https://istio.io/latest/docs/ambient/architecture/traffic-redirection/",
+    ),
     reads=("ztunnels", "istio_cni"),
 )
 def not_ready(facts: Facts) -> Hit | None:
@@ -181,7 +189,10 @@ def not_ready(facts: Facts) -> Hit | None:
     "CIC020",
     Severity.WARNING,
     "istio-cni-node on the host network without ClusterFirstWithHostNet (KPR)",
-    sources=("istio/istio#53861",),
+    sources=(
+        "istio/istio#53861",
+        "istio/istio manifests/charts/istio-cni/templates/daemonset.yaml (dnsPolicy: ClusterFirstWithHostNet, 1.24.1+)",
+    ),
     reads=("istio_cni", "cilium_configs"),
 )
 def cni_dns_policy(facts: Facts) -> Hit | None:

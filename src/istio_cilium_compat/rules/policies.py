@@ -173,6 +173,7 @@ AMBIENT_NETWORKPOLICY = "https://istio.io/latest/docs/ambient/usage/networkpolic
         PREREQUISITES,
         AMBIENT_NETWORKPOLICY,
         "istio/istio cni/pkg/iptables/iptables.go (kubelet probes SNAT-ed to 169.254.7.127)",
+        "istio/istio cni/pkg/nodeagent/options.go (DefaultHostProbeSNATIP, HOST_PROBE_SNAT_IP)",
     ),
     reads=(*POLICY_READS, "workloads", "istio_cni"),
     remedy=r.Remedy(istio=("probe-allowance",)),
@@ -246,7 +247,7 @@ def _has_l7(spec: Mapping[str, Any]) -> bool:
     "CIC006",
     Severity.ERROR,
     "Cilium L7 (http/kafka) policy selects ambient pods",
-    sources=(PREREQUISITES, "https://docs.cilium.io/en/stable/network/servicemesh/istio/"),
+    sources=("https://docs.cilium.io/en/stable/network/servicemesh/istio/",),
     reads=("policies", "namespaces"),
 )
 def l7_policies(facts: Facts) -> Hit | None:
@@ -422,7 +423,7 @@ def _non_default_deny_off(facts: Facts) -> list[Evidence]:
         "cilium/cilium pkg/policy/api/rule_validation.go (Rule.Sanitize: enable-non-default-deny-policies)",
         "cilium/cilium pkg/policy/repository.go (computePolicyEnforcementAndRules)",
         "cilium/cilium pkg/policy/api/rule.go (EnableDefaultDeny, from Cilium 1.16)",
-        "https://docs.cilium.io/en/stable/security/policy/language/#default-deny",
+        "https://docs.cilium.io/en/stable/security/policy/intro/#endpoint-default-policy",
     ),
     reads=(
         "policies",

@@ -203,9 +203,11 @@ def _attached(facts: Facts, bindings: _Bindings) -> list[Evidence]:
     "Socket LB skips waypoints: L7 AuthorizationPolicies and routes bound to Services are not applied",
     sources=(
         "istio/ztunnel src/proxy/outbound.rs (build_request: a service waypoint only for Service-addressed traffic)",
-        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/waypoints.go (use-waypoint, waypoint-for)",
+        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/waypoints.go (use-waypoint, waypoint-for; "
+        "release-1.22–1.29, pilot/pkg/serviceregistry/ambient/ from 1.30)",
         "istio/istio pilot/pkg/networking/core/listener_waypoint.go (direct pod chains: no Service policies)",
-        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go (targetRefs: waypoint only)",
+        "istio/istio pilot/pkg/serviceregistry/kube/controller/ambient/authorization.go (targetRefs: waypoint only; "
+        "release-1.22–1.29, pilot/pkg/serviceregistry/ambient/ from 1.30)",
         "istio/istio#49149",
         "istio/istio#55481",
         "https://istio.io/latest/docs/ambient/usage/waypoint/",
