@@ -35,6 +35,8 @@ SOCKET_LB_SOURCES = (
     "cilium/cilium daemon/cmd/kube_proxy_replacement.go (initKubeProxyReplacementOptions: KPR enables socket LB, ≤ 1.17)",
     "cilium/cilium pkg/kpr/kpr.go (NewKPRConfig: KPR enables socket LB, 1.18+)",
     "cilium/cilium bpf/bpf_sock.c (cgroup/connect4 hook: Service VIP rewritten to a backend before the SYN)",
+    'cilium/cilium daemon/cmd/daemon_main.go (bpf-lb-sock-hostns-only, default false: "Required by service mesh (e.g., '
+    'Istio, Linkerd)")',
     "istio/istio cni/pkg/iptables/iptables.go (ISTIO_OUTPUT: every outbound TCP connection to ztunnel 15001)",
     "istio/ztunnel src/proxy/outbound.rs (build_request: pod-IP destinations go HBONE to the workload)",
     "istio/istio#49149",
