@@ -7,9 +7,9 @@ check, so (DESIGN.md, "Charm layout traps"), without patching it:
 1. Debian's ``python3-apt``/``python3-venv``/``python3-dev`` are installed with apt-get
    if missing (charmcraft's destructive mode needs python3-apt; the uv plugin lists the
    other two as build packages).
-2. charmcraft, pyOpenSSL and uv, pinned in ``tests/pack/requirements.txt``, go into a venv
-   made from Debian's ``/usr/bin/python3 --system-site-packages`` (reused while the pins
-   are unchanged).
+2. charmcraft, pyOpenSSL and uv (``tests/pack/requirements.in``, compiled with every
+   dependency pinned into ``requirements.txt``) go into a venv made from Debian's
+   ``/usr/bin/python3 --system-site-packages`` (reused while the pins are unchanged).
 3. The tracked and untracked-but-not-ignored files of the work tree are copied to a
    clean build directory (destructive mode builds in the project directory).
 4. ``charmcraft pack --destructive-mode`` runs in a private mount namespace whose
@@ -103,7 +103,11 @@ def ensure_debian_packages() -> None:
 
 
 def ensure_toolchain(venv: Path) -> Path:
-    """The charmcraft venv, created or refreshed when requirements.txt changed; its bin/."""
+    """The charmcraft venv, created or refreshed when requirements.txt changed; its bin/.
+
+    pip installs only uv (pinned there); uv installs the rest, exactly as compiled from
+    requirements.in, about ten times faster than pip resolves charmcraft's dependencies.
+    """
     stamp = venv / ".requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     charmcraft = venv / "bin" / "charmcraft"
@@ -112,8 +116,11 @@ def ensure_toolchain(venv: Path) -> Path:
     log(f"installing the toolchain into {venv} ({REQUIREMENTS.relative_to(REPO)})")
     shutil.rmtree(venv, ignore_errors=True)
     run([DEBIAN_PYTHON, "-m", "venv", "--system-site-packages", str(venv)], what="python3 -m venv")
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    run([*pip, "install", "-r", str(REQUIREMENTS)], what="pip install charmcraft")
+    python = str(venv / "bin" / "python")
+    uv_pin = next(line.split()[0] for line in REQUIREMENTS.read_text().splitlines() if line.startswith("uv=="))
+    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", uv_pin], what="pip install uv")
+    uv = str(venv / "bin" / "uv")
+    run([uv, "pip", "install", "-q", "--python", python, "-r", str(REQUIREMENTS)], what="uv pip install charmcraft")
     stamp.write_text(wanted + "\n")
     return venv / "bin"
 
