@@ -4,11 +4,13 @@
 
 """Juju glue for the Istio ambient / Cilium compatibility checker.
 
-Every observed event runs one check (collect -> evaluate) and keeps the result on
-the charm instance; the unit status is set from it through ops' collect-status
-mechanism, and the actions report it. The charm never parses Cilium keys: the
-engine in `istio_cilium_compat` decides, the charm only maps its report to a
-status and to action results. Nothing on the check path may raise out of a hook.
+ops emits collect-status at the end of every dispatch, hooks and actions alike: that
+is where the one check of a dispatch runs (collect -> evaluate) and becomes the unit
+status, so no lifecycle or relation event needs a handler of its own. The actions
+reuse the same check. The charm never parses Cilium keys: the engine in
+`istio_cilium_compat` decides and knows nothing of Juju; this module maps its report
+to a status line, action results and hints naming this application. Nothing on the
+check path may raise out of a hook.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import ops
 
-from istio_cilium_compat.report import Report, Severity, Verdict, status_line, to_text
+from istio_cilium_compat.report import Finding, Report, Severity, Verdict, to_text
 from istio_cilium_compat.rules import evaluate
 
 if TYPE_CHECKING:
@@ -33,12 +35,14 @@ logger = logging.getLogger(__name__)
 for _name in ("httpx2", "httpcore2", "httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
-APP_NAME = "istio-cilium-compat-k8s"
 RELATION = "istio-metadata"
 API_TIMEOUT = 5.0
 """Seconds per Kubernetes API request; the collector stops at the first unreachable one."""
 STATUS_MAX = 120
-TRUST_HINT = f"run: juju trust {APP_NAME} --scope=cluster"
+"""`juju status` shows a message on one line; longer ones wrap or are cut by terminals."""
+ACTION = "check-compatibility"
+NO_CONFIG = "(no Cilium setting to change)"
+NO_APPLY = "(no command to run)"
 RESULT_TEXT_MAX = 60_000
 """Juju passes action results on a command line (~100 KB in all)."""
 
@@ -59,15 +63,32 @@ def one_line(text: str, limit: int = STATUS_MAX, suffix: str = "") -> str:
     return flat + suffix
 
 
+# ----------------------------------------------------------------------------- status lines
+
+
+@dataclass(frozen=True)
+class Hints:
+    """The commands a status line points at, for this application and unit."""
+
+    app: str
+    unit: str
+
+    @property
+    def trust(self) -> str:
+        return f"juju trust {self.app} --scope=cluster"
+
+    @property
+    def run(self) -> str:
+        return f"juju run {self.unit} {ACTION}"
+
+
 def unreachable_message(reason: str) -> str:
     """The waiting status when the API cannot be reached (or no client could be built)."""
     return one_line(f"Kubernetes API unreachable: {reason}", suffix="; retrying at next event")
 
 
-def forbidden_message(resources: list[str]) -> str:
-    """The blocked status naming what could not be read, and the `juju trust` remedy."""
-    suffix = f"; {TRUST_HINT}"
-    room = STATUS_MAX - len(suffix) - len("cannot read ")
+def _resources(resources: list[str], room: int) -> str:
+    """As many resource names as fit in `room`, then how many more."""
     shown: list[str] = []
     for index, name in enumerate(resources):
         rest = len(resources) - index - 1
@@ -77,23 +98,70 @@ def forbidden_message(resources: list[str]) -> str:
         shown.append(name)
     hidden = len(resources) - len(shown)
     if not shown:
-        what = f"{len(resources)} resource types"
-    else:
-        what = ", ".join(shown) + (f" (+{hidden} more)" if hidden else "")
+        return f"{len(resources)} resource types"
+    return ", ".join(shown) + (f" (+{hidden} more)" if hidden else "")
+
+
+def forbidden_message(resources: list[str], hints: Hints) -> str:
+    """The blocked status naming what could not be read, and the `juju trust` remedy."""
+    suffix = f"; run: {hints.trust}"
+    what = _resources(resources, STATUS_MAX - len(suffix) - len("cannot read "))
     return one_line(f"cannot read {what}", suffix=suffix)
 
 
-class ConfigProblem(Exception):
-    """An option has a value the charm cannot use; the message is the status."""
+def status_message(report: Report, hints: Hints, forbidden: list[str] | None = None) -> str:
+    """One line for `juju status`: the worst finding, how many more, and what to run.
+
+    The hint is the full `juju run <unit> check-compatibility` when it fits beside the
+    finding's summary, else the action's name: the summary (with its fix) is worth more
+    than the command's prefix. When some reads were refused, the hint is the `juju trust`
+    remedy and names what could not be read, after the finding those reads did not hide.
+    """
+    problems: list[Finding] = [f for f in report.ordered if f.severity is not Severity.INFO]
+    if not problems:
+        version = report.cilium.get("version")
+        subject = f"Cilium {version}" if version else "Cilium"
+        if any(f.id == "CIC008" for f in report.findings):  # no ztunnel: say it was a pre-flight
+            return one_line(f"{subject}: ready for Istio ambient, ztunnel not found ({len(report.checks)} checks)")
+        return one_line(f"{subject}: compatible with Istio ambient ({len(report.checks)} checks)")
+    worst = problems[0]
+    head = one_line(f"{worst.id}: {worst.summary}", limit=10_000)
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    if forbidden:
+        tail = f"; cannot read {{what}}: {hints.trust}"
+        room = STATUS_MAX - len(head) - len(more) - len(tail.format(what=""))
+        suffix = more + tail.format(what=_resources(forbidden, max(room, 20)))
+        return one_line(head, suffix=suffix)
+    full = f"{more}; {hints.run}"
+    if len(head) + len(full) <= STATUS_MAX:
+        return head + full
+    return one_line(head, suffix=f"{more}; run {ACTION}")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The charm options, validated."""
+# ----------------------------------------------------------------------------- config
 
-    cilium_namespace: str
-    istio_root_namespace: str
-    warnings_block: bool
+
+@dataclass(frozen=True, kw_only=True)
+class CharmConfig:
+    """The options of config.yaml, typed and validated (ops' `load_config` fills it).
+
+    A bad value raises ValueError, whose message becomes the blocked status.
+    """
+
+    cilium_namespace: str = ""
+    istio_root_namespace: str = ""
+    warnings_block: bool = False
+
+    def __post_init__(self) -> None:
+        for field in ("cilium_namespace", "istio_root_namespace"):
+            value = str(getattr(self, field)).strip()
+            object.__setattr__(self, field, value)
+            if value and not is_namespace_name(value):
+                shown = value if len(value) <= 40 else value[:39] + "…"
+                option = field.replace("_", "-")
+                raise ValueError(f"{option}={shown!r} is not a namespace name (DNS-1123 label)")
+        if not isinstance(self.warnings_block, bool):
+            raise ValueError(f"warnings-block={self.warnings_block!r} is not a boolean")
 
 
 @dataclass(frozen=True)
@@ -117,27 +185,14 @@ class IstioCiliumCompatCharm(ops.CharmBase):
         self._outcome: Outcome | None = None
         self._stored.set_default(last_check="", relation_raw="", relation_root_namespace="")
         self._client: Any = None
-        for event in (
-            self.on.install,
-            self.on.start,
-            self.on.config_changed,
-            self.on.upgrade_charm,
-            self.on.update_status,
-            self.on.leader_elected,
-            self.on[RELATION].relation_joined,
-            self.on[RELATION].relation_changed,
-            self.on[RELATION].relation_departed,
-            self.on[RELATION].relation_broken,
-        ):
-            framework.observe(event, self._on_check_event)
+        self.hints = Hints(app=self.app.name, unit=self.unit.name)
+        # Only what needs its own handler: collect-status ends every dispatch (install,
+        # config-changed, relation events, update-status, actions...) and sets the status.
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(self.on.check_compatibility_action, self._on_check_compatibility_action)
         framework.observe(self.on.render_cilium_config_action, self._on_render_cilium_config_action)
 
     # ------------------------------------------------------------------ events
-
-    def _on_check_event(self, _: ops.EventBase) -> None:
-        self._check()
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         event.add_status(self._check().status)
@@ -150,7 +205,9 @@ class IstioCiliumCompatCharm(ops.CharmBase):
                 return
             event.set_results(
                 check_results(
-                    outcome.report, hint=f"Full change: juju run {self.unit.name} render-cilium-config"
+                    outcome.report,
+                    summary=outcome.status.message,
+                    hint=f"Full change: juju run {self.unit.name} render-cilium-config",
                 )
             )
         except Exception as exc:
@@ -167,9 +224,7 @@ class IstioCiliumCompatCharm(ops.CharmBase):
                 return
             if outcome.snapshot.cilium_config is None:
                 # Without cilium-config every setting is unknown: "nothing to change" would be a lie.
-                event.fail(
-                    f"no cilium-config was read, nothing to render: {one_line(status_line(outcome.report))}"
-                )
+                event.fail(f"no cilium-config was read, nothing to render: {outcome.status.message}")
                 return
             from istio_cilium_compat.render import render  # jinja2: only this action pays for it
 
@@ -178,11 +233,12 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             except ValueError as exc:
                 event.fail(f"invalid parameter: {exc}")
                 return
+            # Whether Juju keeps an empty result value is unverified (DESIGN.md): send none.
             results = {
                 "target": str(rendered.target),
                 "scope": scope,
-                "config": str(rendered.config),
-                "apply": str(rendered.apply),
+                "config": str(rendered.config) or NO_CONFIG,
+                "apply": str(rendered.apply) or NO_APPLY,
                 "nothing-to-change": "true" if rendered.nothing_to_change else "false",
             }
             if rendered.istio:
@@ -195,7 +251,7 @@ class IstioCiliumCompatCharm(ops.CharmBase):
     # ------------------------------------------------------------------ the check
 
     def _check(self) -> Outcome:
-        """The one check of this hook: computed on first use, then reused."""
+        """The one check of this dispatch: computed on first use, then reused."""
         if self._outcome is None:
             try:
                 self._outcome = self._run_check()
@@ -205,20 +261,13 @@ class IstioCiliumCompatCharm(ops.CharmBase):
                 self._outcome = Outcome(status=ops.BlockedStatus(message), failure=message)
         return self._outcome
 
-    def _settings(self) -> Settings:
-        cilium_namespace = str(self.config.get("cilium-namespace") or "").strip()
-        istio_root_namespace = str(self.config.get("istio-root-namespace") or "").strip()
-        warnings_block = self.config.get("warnings-block") is True
-        for option, value in (
-            ("cilium-namespace", cilium_namespace),
-            ("istio-root-namespace", istio_root_namespace),
-        ):
-            if value and not is_namespace_name(value):
-                shown = value if len(value) <= 40 else value[:39] + "…"
-                raise ConfigProblem(
-                    one_line(f"invalid config: {option}={shown!r} is not a namespace name (DNS-1123 label)")
-                )
-        return Settings(cilium_namespace, istio_root_namespace, warnings_block)
+    def _config(self) -> CharmConfig:
+        """Typed options; raises ValueError for a value the charm cannot use.
+
+        Not `load_config(errors="blocked")`: that ends the dispatch on the spot, so an
+        action would finish with neither results nor a failure message.
+        """
+        return self.load_config(CharmConfig, errors="raise")
 
     def _relation_root_namespace(self) -> str | None:
         """`root_namespace` from istio-k8s, or None (no relation, no data yet, or bad data).
@@ -277,11 +326,12 @@ class IstioCiliumCompatCharm(ops.CharmBase):
 
     def _run_check(self) -> Outcome:
         try:
-            settings = self._settings()
-        except ConfigProblem as exc:
-            return Outcome(status=ops.BlockedStatus(str(exc)), failure=str(exc))
-        if settings.istio_root_namespace:
-            istio_namespace, source = settings.istio_root_namespace, "option"
+            config = self._config()
+        except ValueError as exc:
+            message = one_line(f"invalid config: {exc}")
+            return Outcome(status=ops.BlockedStatus(message), failure=message)
+        if config.istio_root_namespace:
+            istio_namespace, source = config.istio_root_namespace, "option"
         else:
             istio_namespace, source = self._relation_root_namespace(), "relation"
         from istio_cilium_compat import collect as kube
@@ -294,13 +344,13 @@ class IstioCiliumCompatCharm(ops.CharmBase):
                 status=ops.WaitingStatus(unreachable_message(str(exc))),
                 failure=f"cannot reach the Kubernetes API: {one_line(str(exc), limit=500)}",
             )
-        kwargs: dict[str, Any] = {"cilium_namespace": settings.cilium_namespace or None}
+        kwargs: dict[str, Any] = {"cilium_namespace": config.cilium_namespace or None}
         if istio_namespace:
             kwargs.update(istio_namespace=istio_namespace, istio_namespace_source=source)
         snapshot = kube.read_snapshot(client, **kwargs)
         report = evaluate(snapshot)
         self._log_if_changed(snapshot, report)
-        return judge(snapshot, report, warnings_block=settings.warnings_block)
+        return judge(snapshot, report, warnings_block=config.warnings_block, hints=self.hints)
 
     def _log_if_changed(self, snapshot: Snapshot, report: Report) -> None:
         """Log the outcome only when it changes: every log line is a `juju-log` process per hook."""
@@ -314,8 +364,17 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             self._stored.last_check = summary
 
 
-def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcome:
-    """Map a report to the unit status (see the statuses table in README.md)."""
+def _forbidden(snapshot: Snapshot) -> list[str]:
+    """Resources whose reads were refused (403), in reading order, each once."""
+    return list(dict.fromkeys(p.resource for p in snapshot.problems if p.kind == "forbidden"))
+
+
+def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool, hints: Hints) -> Outcome:
+    """Map a report to the unit status (see the statuses table in README.md).
+
+    An error finding wins over refused reads: what the readable resources prove is shown,
+    and the message says what could not be read and how to grant it.
+    """
     unreachable = [p for p in snapshot.problems if p.kind == "unreachable"]
     if unreachable:
         reason = unreachable[0].message
@@ -325,10 +384,12 @@ def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcom
             report=report,
             failure=f"cannot reach the Kubernetes API: {one_line(reason, limit=500)}",
         )
-    # In reading order (cilium-config's configmaps first), each resource once.
-    forbidden = list(dict.fromkeys(p.resource for p in snapshot.problems if p.kind == "forbidden"))
+    forbidden = _forbidden(snapshot)
+    if report.of(Severity.ERROR):
+        line = status_message(report, hints, forbidden)
+        return Outcome(status=ops.BlockedStatus(line), snapshot=snapshot, report=report)
     if forbidden:
-        message = forbidden_message(forbidden)
+        message = forbidden_message(forbidden, hints)
         # Nothing of Cilium could be read: results would say nothing, so the actions fail.
         blind = report.verdict is Verdict.UNKNOWN and snapshot.cilium_config is None
         return Outcome(
@@ -337,27 +398,28 @@ def judge(snapshot: Snapshot, report: Report, *, warnings_block: bool) -> Outcom
             report=report,
             failure=message if blind else None,
         )
-    line = one_line(status_line(report))
-    if report.of(Severity.ERROR) or report.verdict is Verdict.UNKNOWN:
+    line = status_message(report, hints)
+    if report.verdict is Verdict.UNKNOWN or (report.of(Severity.WARNING) and warnings_block):
         status: ops.StatusBase = ops.BlockedStatus(line)
-    elif report.of(Severity.WARNING) and warnings_block:
-        status = ops.BlockedStatus(line)
     else:
         status = ops.ActiveStatus(line)
     return Outcome(status=status, snapshot=snapshot, report=report)
 
 
-def check_results(report: Report, hint: str | None = None) -> dict[str, Any]:
-    """`check-compatibility` results; every key is documented in actions.yaml."""
+def check_results(report: Report, *, summary: str, hint: str | None = None) -> dict[str, Any]:
+    """`check-compatibility` results; every key is documented in actions.yaml, none empty.
+
+    `summary` is the unit's status message, so the action and `juju status` agree.
+    """
     results: dict[str, Any] = {
         "verdict": report.verdict.value,
-        "summary": one_line(status_line(report)),
+        "summary": summary,
         "report": _cap(to_text(report, hint=hint)),
     }
     findings = {
         finding.id.lower(): {
             "severity": finding.severity.value,
-            "summary": finding.summary,
+            "summary": finding.summary or "(none)",
             "evidence": "; ".join(str(e) for e in finding.evidence) or "(none)",
             "fix": finding.fix or "(none)",
         }

@@ -51,6 +51,8 @@ Verdict = Literal["compatible", "incompatible", "unknown"]
 CHECKS = N_CHECKS
 """Checks in the catalogue: the active status says how many were run."""
 RUN = "; run check-compatibility"
+"""The status hint when the finding's summary needs the room (else JUJU_RUN)."""
+JUJU_RUN = "; juju run istio-cilium-compat-k8s/0 check-compatibility"
 TRUST = "; run: juju trust istio-cilium-compat-k8s --scope=cluster"
 RETRY = "; retrying at next event"
 COMPATIBLE_1_17 = f"Cilium 1.17.4: compatible with Istio ambient ({CHECKS} checks)"
@@ -503,7 +505,7 @@ CASES: tuple[Case, ...] = (
         healthy(cni_exclusive="yes"),
         ["CIC003"],
         "compatible",
-        ("active", f"CIC003: cilium-config cni-exclusive does not parse as a boolean{RUN}"),
+        ("active", f"CIC003: cilium-config cni-exclusive does not parse as a boolean{JUJU_RUN}"),
     ),
     Case(
         "enable-policy-ALWAYS-upper-case",
@@ -785,7 +787,7 @@ CASES: tuple[Case, ...] = (
         replace(healthy(), "DaemonSet", "cilium", template_a_string()),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read DaemonSet kube-system/cilium{RUN}"),
+        ("blocked", f"CIC015: Could not read DaemonSet kube-system/cilium{JUJU_RUN}"),
         note="spec.template is a string: the agent's DaemonSet is unusable and named; the other DaemonSets are read",
     ),
     Case(
@@ -805,7 +807,7 @@ CASES: tuple[Case, ...] = (
         replace(healthy(), "DaemonSet", "ztunnel", env_a_string(ztunnel())),
         ["CIC015", "CIC008"],
         "unknown",
-        ("blocked", f"CIC015: Could not read DaemonSet istio-system/ztunnel{RUN}"),
+        ("blocked", f"CIC015: Could not read DaemonSet istio-system/ztunnel{JUJU_RUN}"),
         note=(
             "a container's env is a string, not a list: ztunnel's DaemonSet is named (CIC015), not guessed "
             "at, so no ztunnel is seen (CIC008)"
@@ -817,7 +819,7 @@ CASES: tuple[Case, ...] = (
         healthy(),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read ciliumnetworkpolicies.cilium.io{RUN}"),
+        ("blocked", f"CIC015: Could not read ciliumnetworkpolicies.cilium.io{JUJU_RUN}"),
         manifests=False,
         setup=fault("/ciliumnetworkpolicies", status=500),
     ),
@@ -826,7 +828,7 @@ CASES: tuple[Case, ...] = (
         healthy(),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{RUN}"),
+        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{JUJU_RUN}"),
         manifests=False,
         setup=fault("/networkpolicies", truncate=True),
     ),
@@ -835,7 +837,7 @@ CASES: tuple[Case, ...] = (
         paged_network_policies(),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{RUN}"),
+        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{JUJU_RUN}"),
         manifests=False,
         setup=fault("continue=", truncate=True),
         note="the policy isolating bookinfo was on a later page: no half-read list is judged",
@@ -845,7 +847,7 @@ CASES: tuple[Case, ...] = (
         healthy(),
         ["CIC015"],
         "unknown",
-        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{RUN}"),
+        ("blocked", f"CIC015: Could not read networkpolicies.networking.k8s.io{JUJU_RUN}"),
         manifests=False,
         setup=fault("/networkpolicies", reset=True),
     ),

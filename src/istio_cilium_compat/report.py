@@ -1,7 +1,7 @@
 """Findings, the verdict they add up to, and how a report is written out.
 
-Pure: no I/O. The same `Report` feeds the CLI, the charm's status and actions,
-and the renderer.
+Pure: no I/O, and nothing of Juju (the charm writes its own status line). The same
+`Report` feeds the CLI, the charm's status and actions, and the renderer.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import json
 import re
 import shutil
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .remedy import Remedy
 
-STATUS_MAX = 120
 
 
 class Severity(enum.Enum):
@@ -258,30 +257,6 @@ def to_text(report: Report, width: int | None = None, hint: str | None = None) -
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _fit(text: str, limit: int = STATUS_MAX) -> str:
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def status_line(report: Report, action: str = "check-compatibility") -> str:
-    """One line for `juju status`: the worst finding, how many more, and what to run."""
-    problems: Sequence[Finding] = [f for f in report.ordered if f.severity is not Severity.INFO]
-    if not problems:
-        version = report.cilium.get("version")
-        subject = f"Cilium {version}" if version else "Cilium"
-        if any(f.id == "CIC008" for f in report.findings):  # no ztunnel: say it was a pre-flight
-            return _fit(
-                f"{subject}: ready for Istio ambient, ztunnel not found ({len(report.checks)} checks)"
-            )
-        return _fit(f"{subject}: compatible with Istio ambient ({len(report.checks)} checks)")
-    worst = problems[0]
-    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    suffix = f"{more}; run {action}"
-    head = f"{worst.id}: {worst.summary}"
-    room = STATUS_MAX - len(suffix)
-    return _fit(head, room) + suffix
 
 
 def format_report(report: Report, output: str, hint: str | None = None) -> str:

@@ -21,6 +21,7 @@ from ops import testing
 import charm
 import istio_cilium_compat.collect as kube
 from charm import IstioCiliumCompatCharm
+from istio_cilium_compat.report import Finding, Report, Severity
 from tests.clusters import N_CHECKS
 from tests.corpus import RESOURCES
 from tests.fakekube import FakeKube
@@ -404,21 +405,42 @@ def test_warnings_block(
 # ----------------------------------------------------------------------------- cannot read
 
 
-def test_forbidden_configmaps_blocks_with_trust_hint(
+def test_forbidden_configmaps_does_not_hide_what_the_daemonsets_prove(
     ctx: testing.Context[IstioCiliumCompatCharm],
     use_kube: Callable[[FakeKube], FakeKube],
     collect_calls: list[dict[str, Any]],
 ) -> None:
+    """One 403 (cilium-config) must not mask the error the readable DaemonSets prove (CIC004)."""
     with FakeKube.from_paths(EXAMPLES / BROKEN) as fake:
         fake.forbid("configmaps")
         use_kube(fake)
         out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
-        assert_status(out.unit_status, testing.BlockedStatus, f"cannot read configmaps; {TRUST}")
-        # Daemonsets were readable: the action still reports what it saw (CIC004 and CIC014).
+        assert_status(
+            out.unit_status,
+            testing.BlockedStatus,
+            "CIC004: Istio CNI writes to other… (+3 more); "
+            "cannot read configmaps: juju trust istio-cilium-compat-k8s --scope=cluster",
+        )
         ctx.run(ctx.on.action("check-compatibility"), testing.State())
         results = ctx.action_results or {}
         assert results["verdict"] == "incompatible"
+        assert results["summary"] == out.unit_status.message
         assert {"cic004", "cic007", "cic014"} <= set(results["findings"])
+        assert results["findings"]["cic004"]["severity"] == "error"
+
+
+def test_forbidden_without_an_error_finding_says_what_to_grant(
+    ctx: testing.Context[IstioCiliumCompatCharm],
+    use_kube: Callable[[FakeKube], FakeKube],
+    collect_calls: list[dict[str, Any]],
+) -> None:
+    with FakeKube.from_paths(EXAMPLES / RECOMMENDED) as fake:
+        fake.forbid("ciliumnodeconfigs", "cilium.io")
+        use_kube(fake)
+        out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
+        assert_status(out.unit_status, testing.BlockedStatus, f"cannot read ciliumnodeconfigs.cilium.io; {TRUST}")
+        ctx.run(ctx.on.action("check-compatibility"), testing.State())  # cilium-config was read
+        assert (ctx.action_results or {})["verdict"] == "unknown"
 
 
 def test_nothing_readable_fails_the_actions(
@@ -656,6 +678,8 @@ def test_render_action(
     if example == RECOMMENDED:
         assert results["nothing-to-change"] == "true"
         assert "istio" not in results
+        assert (results["config"], results["apply"]) == (charm.NO_CONFIG, charm.NO_APPLY)
+    assert all(results.values()), results  # no empty values (unverified whether Juju keeps them)
 
 
 def test_render_helm_values_for_broken_cluster(
@@ -712,15 +736,75 @@ def test_render_does_not_import_jinja2_elsewhere() -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
+HINTS = charm.Hints(app="istio-cilium-compat-k8s", unit="istio-cilium-compat-k8s/0")
+
+
 @pytest.mark.parametrize("n", [1, 2, 5, 40])
 def test_forbidden_message_fits(n: int) -> None:
     names = [f"resource{i:02d}.some.group.example.io" for i in range(n)]
-    message = charm.forbidden_message(names)
+    message = charm.forbidden_message(names, HINTS)
     assert len(message) <= 120
     assert message.startswith("cannot read ")
     assert message.endswith(f"; {TRUST}")
     if n > 2:
         assert "more)" in message or "resource types" in message
+
+
+def test_hints_name_this_application_and_unit(
+    use_kube: Callable[[FakeKube], FakeKube], collect_calls: list[dict[str, Any]]
+) -> None:
+    """Deployed as `cic` (juju deploy ... cic), the status says `juju run cic/3 ...`, `juju trust cic`."""
+    ctx = testing.Context(IstioCiliumCompatCharm, app_name="cic", unit_id=3)
+    with FakeKube.from_paths(EXAMPLES / RECOMMENDED) as fake:
+        fake.fault("ciliumnetworkpolicies", status=500)
+        use_kube(fake)
+        out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
+        assert_status(
+            out.unit_status,
+            testing.BlockedStatus,
+            "CIC015: Could not read ciliumnetworkpolicies.cilium.io; juju run cic/3 check-compatibility",
+        )
+        fake.clear_faults()
+        fake.forbid("ciliumnodeconfigs", "cilium.io")
+        out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
+    assert_status(
+        out.unit_status,
+        testing.BlockedStatus,
+        "cannot read ciliumnodeconfigs.cilium.io; run: juju trust cic --scope=cluster",
+    )
+
+
+def _report(*findings: tuple[str, Severity, str]) -> Report:
+    return Report(
+        findings=tuple(Finding(i, sev, summary, "", (), "fix") for i, sev, summary in findings),
+        checks=("CIC001",) * 21,
+        cilium={"version": "1.17.9"},
+    )
+
+
+def test_status_message_prefers_the_full_command_when_it_fits() -> None:
+    short = _report(("CIC005", Severity.WARNING, "probes fail"))
+    assert charm.status_message(short, HINTS) == (
+        "CIC005: probes fail; juju run istio-cilium-compat-k8s/0 check-compatibility"
+    )
+    long = _report(("CIC001", Severity.ERROR, "x" * 70), ("CIC005", Severity.WARNING, "probes fail"))
+    message = charm.status_message(long, HINTS)
+    assert message == "CIC001: " + "x" * 70 + " (+1 more); run check-compatibility"
+    longer = _report(("CIC001", Severity.ERROR, "y" * 200))
+    message = charm.status_message(longer, HINTS)
+    assert len(message) == 120 and message.endswith("y…; run check-compatibility")
+    assert charm.status_message(_report(("CIC013", Severity.INFO, "info only")), HINTS) == (
+        "Cilium 1.17.9: compatible with Istio ambient (21 checks)"
+    )
+
+
+def test_status_message_with_refused_reads_keeps_the_error_and_the_trust_hint() -> None:
+    report = _report(("CIC004", Severity.ERROR, "z" * 100), ("CIC014", Severity.WARNING, "not permitted"))
+    names = [f"resource{i:02d}.some.group.example.io" for i in range(6)]
+    message = charm.status_message(report, HINTS, names)
+    assert len(message) <= 120
+    assert message.startswith("CIC004: zzz") and "… (+1 more); cannot read " in message
+    assert message.endswith(": juju trust istio-cilium-compat-k8s --scope=cluster")
 
 
 def test_unreachable_message_fits() -> None:

@@ -155,10 +155,48 @@ def test_config_options() -> None:
     }
 
 
-@pytest.mark.parametrize("option", sorted(CONFIG["options"]))
-def test_every_option_is_read_by_the_charm(option: str) -> None:
-    pattern = rf'self\.config(?:\.get\(|\[)"{re.escape(option)}"'
-    assert re.search(pattern, CHARM_SOURCE), f"src/charm.py never reads {option!r}"
+def test_every_option_is_a_typed_field_of_the_config_class() -> None:
+    """ops' load_config passes each option to CharmConfig by name ('-' -> '_')."""
+    import dataclasses
+
+    from charm import CharmConfig
+
+    python_type = {"string": "str", "boolean": "bool", "int": "int", "float": "float"}
+    fields = {f.name.replace("_", "-"): f for f in dataclasses.fields(CharmConfig)}
+    assert set(fields) == set(CONFIG["options"])
+    for name, option in CONFIG["options"].items():
+        assert fields[name].type == python_type[option["type"]], name
+        assert fields[name].default == option["default"], name
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"cilium-namespace": "Kube_System"}, "invalid config: cilium-namespace='Kube_System' is not a namespace name"),
+        ({"istio-root-namespace": "-x"}, "invalid config: istio-root-namespace='-x' is not a namespace name"),
+    ],
+)
+def test_bad_option_blocks_and_fails_the_actions(config: dict[str, str], message: str) -> None:
+    ctx = testing.Context(IstioCiliumCompatCharm)
+    out = ctx.run(ctx.on.config_changed(), testing.State(config=config))
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith(message)
+    with pytest.raises(testing.ActionFailed) as failed:
+        ctx.run(ctx.on.action("check-compatibility"), testing.State(config=config))
+    assert failed.value.message == out.unit_status.message
+
+
+def test_only_what_needs_a_handler_is_observed() -> None:
+    """collect-status ends every dispatch; lifecycle and relation events need no handler."""
+    ctx = testing.Context(IstioCiliumCompatCharm)
+    with ctx(ctx.on.update_status(), testing.State()) as manager:
+        framework = manager.charm.framework
+        observed = sorted(
+            kind
+            for observer, _, _, kind in framework._observers  # pyright: ignore[reportPrivateUsage]
+            if observer == manager.charm.handle.path
+        )
+    assert observed == ["check_compatibility_action", "collect_unit_status", "render_cilium_config_action"]
 
 
 # ----------------------------------------------------------------------------- actions.yaml

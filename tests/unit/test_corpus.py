@@ -18,7 +18,7 @@ import ops
 import pytest
 import yaml_rs
 
-from charm import judge
+from charm import Hints, judge
 from istio_cilium_compat.cli import main
 from istio_cilium_compat.collect import client_from_kubeconfig, read_snapshot
 from istio_cilium_compat.report import Report
@@ -70,7 +70,8 @@ def assert_status(status: ops.StatusBase, expected: tuple[StatusKind, Message]) 
 
 def unit_status(snapshot: Snapshot, report: Report) -> ops.StatusBase:
     """What the charm shows for this cluster (warnings-block at its default, false)."""
-    return judge(snapshot, report, warnings_block=False).status
+    hints = Hints(app="istio-cilium-compat-k8s", unit="istio-cilium-compat-k8s/0")
+    return judge(snapshot, report, warnings_block=False, hints=hints).status
 
 
 def test_corpus_size_and_names() -> None:

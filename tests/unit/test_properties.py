@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from charm import Hints, status_message
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.cli import main
-from istio_cilium_compat.report import Severity, Verdict, status_line, to_json, to_text, to_yaml
+from istio_cilium_compat.report import Severity, Verdict, to_json, to_text, to_yaml
 from istio_cilium_compat.rules import evaluate
 from tests.clusters import ISTIO_NS, Obj, ccnp, cnp, healthy, network_policy, peer_auth
 from tests.properties import tried
@@ -59,7 +60,7 @@ def check_report(objects: list[Any]) -> None:
     for finding in report.findings:
         assert finding.evidence and finding.fix and finding.summary
         assert finding.severity in set(Severity)
-    line = status_line(report)
+    line = status_message(report, Hints(app="a" * 50, unit="a" * 50 + "/10"))
     assert len(line) <= 120 and "\n" not in line
     json.loads(to_json(report))
     to_text(report)

@@ -812,14 +812,15 @@ def test_catalogue_ids_are_unique_and_cover_findings() -> None:
 
 
 def test_status_line_says_pre_flight_without_ztunnel() -> None:
-    from istio_cilium_compat.report import status_line
+    from charm import Hints, status_message
 
+    hints = Hints(app="istio-cilium-compat-k8s", unit="istio-cilium-compat-k8s/0")
     report = evaluate(build_snapshot(without(healthy(), "DaemonSet", "ztunnel")))
     assert (
-        status_line(report)
+        status_message(report, hints)
         == f"Cilium 1.17.4: ready for Istio ambient, ztunnel not found ({N_CHECKS} checks)"
     )
     assert (
-        status_line(evaluate(build_snapshot(healthy())))
+        status_message(evaluate(build_snapshot(healthy())), hints)
         == f"Cilium 1.17.4: compatible with Istio ambient ({N_CHECKS} checks)"
     )
