@@ -75,10 +75,12 @@ class Hints:
 
     @property
     def trust(self) -> str:
+        """Grants the cluster-wide read access the checks need."""
         return f"juju trust {self.app} --scope=cluster"
 
     @property
     def run(self) -> str:
+        """Re-checks now and returns every finding."""
         return f"juju run {self.unit} {ACTION}"
 
 
@@ -122,7 +124,9 @@ def status_message(report: Report, hints: Hints, forbidden: list[str] | None = N
         version = report.cilium.get("version")
         subject = f"Cilium {version}" if version else "Cilium"
         if any(f.id == "CIC008" for f in report.findings):  # no ztunnel: say it was a pre-flight
-            return one_line(f"{subject}: ready for Istio ambient, ztunnel not found ({len(report.checks)} checks)")
+            return one_line(
+                f"{subject}: ready for Istio ambient, ztunnel not found ({len(report.checks)} checks)"
+            )
         return one_line(f"{subject}: compatible with Istio ambient ({len(report.checks)} checks)")
     worst = problems[0]
     head = one_line(f"{worst.id}: {worst.summary}", limit=10_000)

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .remedy import Remedy
 
 
-
 class Severity(enum.Enum):
     """How bad a finding is; the order decides which one the status line shows."""
 

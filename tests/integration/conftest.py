@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def packed_charm() -> Path | None:
-    """A packed charm from $CHARM_PATH, or None to build it with `ops_test.build_charm(".")`."""
+    """$CHARM_PATH, else the charm `tox -e pack` left in the repository, else None (then
+    the test packs with `ops_test.build_charm(".")`, which needs charmcraft and LXD)."""
     if path := os.environ.get("CHARM_PATH"):
         charm = Path(path).resolve()
         if not charm.is_file():
             pytest.fail(f"CHARM_PATH={path} is not a file")
         return charm
-    return None
+    packed = sorted(REPO.glob("istio-cilium-compat-k8s_*.charm"), key=lambda p: p.stat().st_mtime)
+    return packed[-1] if packed else None

@@ -117,10 +117,15 @@ def ensure_toolchain(venv: Path) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     run([DEBIAN_PYTHON, "-m", "venv", "--system-site-packages", str(venv)], what="python3 -m venv")
     python = str(venv / "bin" / "python")
-    uv_pin = next(line.split()[0] for line in REQUIREMENTS.read_text().splitlines() if line.startswith("uv=="))
+    uv_pin = next(
+        line.split()[0] for line in REQUIREMENTS.read_text().splitlines() if line.startswith("uv==")
+    )
     run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", uv_pin], what="pip install uv")
     uv = str(venv / "bin" / "uv")
-    run([uv, "pip", "install", "-q", "--python", python, "-r", str(REQUIREMENTS)], what="uv pip install charmcraft")
+    run(
+        [uv, "pip", "install", "-q", "--python", python, "-r", str(REQUIREMENTS)],
+        what="uv pip install charmcraft",
+    )
     stamp.write_text(wanted + "\n")
     return venv / "bin"
 

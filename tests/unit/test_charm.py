@@ -438,7 +438,9 @@ def test_forbidden_without_an_error_finding_says_what_to_grant(
         fake.forbid("ciliumnodeconfigs", "cilium.io")
         use_kube(fake)
         out = run(ctx, ctx.on.update_status(), testing.State(), collect_calls)
-        assert_status(out.unit_status, testing.BlockedStatus, f"cannot read ciliumnodeconfigs.cilium.io; {TRUST}")
+        assert_status(
+            out.unit_status, testing.BlockedStatus, f"cannot read ciliumnodeconfigs.cilium.io; {TRUST}"
+        )
         ctx.run(ctx.on.action("check-compatibility"), testing.State())  # cilium-config was read
         assert (ctx.action_results or {})["verdict"] == "unknown"
 

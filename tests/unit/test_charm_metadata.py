@@ -172,7 +172,10 @@ def test_every_option_is_a_typed_field_of_the_config_class() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"cilium-namespace": "Kube_System"}, "invalid config: cilium-namespace='Kube_System' is not a namespace name"),
+        (
+            {"cilium-namespace": "Kube_System"},
+            "invalid config: cilium-namespace='Kube_System' is not a namespace name",
+        ),
         ({"istio-root-namespace": "-x"}, "invalid config: istio-root-namespace='-x' is not a namespace name"),
     ],
 )
