@@ -332,7 +332,11 @@ def host_network(image: str) -> Obj:
 
 @pytest.mark.parametrize(
     ("version", "fix_start"),
-    [("1.23.4", "Upgrade Istio to 1.24 or newer"), ("1.24.0", "Set dnsPolicy: ClusterFirstWithHostNet")],
+    [
+        ("1.23.4", "Upgrade Istio to 1.24.1 or newer"),
+        ("1.24.0", "Upgrade Istio to 1.24.1 or newer"),  # istio/istio#53861 shipped in 1.24.1
+        ("1.24.1", "Set dnsPolicy: ClusterFirstWithHostNet"),
+    ],
 )
 def test_cni_dns_policy_fix_depends_on_the_istio_chart(version: str, fix_start: str) -> None:
     objects = [

@@ -552,7 +552,11 @@ def cilium_ztunnel(facts: Facts) -> Hit | None:
         bad=True,
         good="false",
         summary="Cilium's ztunnel encryption runs beside Istio ambient: use only one",
-        detail="Two owners of the same traffic redirection (Cilium's ztunnel and Istio's) conflict.",
+        detail=(
+            "Cilium 1.19's ztunnel encryption (beta) runs its own ztunnel with its own enrollment beside Istio's. "
+            "Neither project documents the two together; no upstream report shows a failure either, so this is "
+            "a warning: run one of them."
+        ),
         fix=(
             "Use one ztunnel: for Istio ambient, turn Cilium's off (Helm: encryption.enabled=false where "
             "encryption.type=ztunnel; cilium CLI: cilium config set enable-ztunnel false), then "

@@ -224,10 +224,10 @@ class Facts:
                     return version, image
         return None
 
-    def istio_before(self, major: int, minor: int) -> bool:
-        """Istio is known to be older than major.minor (unknown counts as current)."""
+    def istio_before(self, major: int, minor: int, patch: int = 0) -> bool:
+        """Istio is known to be older than major.minor.patch (unknown counts as current)."""
         found = self.istio_version
-        return found is not None and found[0][:2] < (major, minor)
+        return found is not None and found[0] < (major, minor, patch)
 
     @cached_property
     def ambient_pods(self) -> dict[str, tuple[str, ...]]:

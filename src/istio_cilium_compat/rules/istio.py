@@ -72,7 +72,7 @@ def cni_dirs_mismatch(facts: Facts) -> Hit | None:
         summary="Istio CNI writes to other CNI directories than Cilium's: ambient pods are not captured",
         detail=(
             "istio-cni-node installs its plugin where the kubelet never looks, so pods are not redirected to "
-            'ztunnel (istio-k8s reports "Istio CNI not ready. Possible platform mismatch").'
+            'ztunnel (recent istio-k8s revisions report "Istio CNI not ready. Possible platform mismatch").'
             + (" The paths are MicroK8s', from istio-k8s' default platform=microk8s." if microk8s else "")
         ),
         evidence=tuple(evidence),
@@ -143,7 +143,11 @@ def odd_enrollment(facts: Facts) -> Hit | None:
         return None
     return Hit(
         summary="Namespace label istio.io/dataplane-mode has an unknown value: not enrolled in ambient",
-        detail="Only 'ambient' enrolls a namespace; a typo leaves its traffic outside the mesh.",
+        detail=(
+            "With Istio's default enrollment selectors only 'ambient' enrolls a namespace, so a typo leaves its "
+            "traffic outside the mesh. From Istio 1.27 the istio-cni chart can change the selectors "
+            "(ambient.enablementSelectors), which this check does not read."
+        ),
         evidence=capped(evidence, "more namespaces"),
         fix="kubectl label namespace <name> istio.io/dataplane-mode=ambient --overwrite",
     )
@@ -207,7 +211,7 @@ def cni_dns_policy(facts: Facts) -> Hit | None:
         summary="istio-cni-node uses the host network without dnsPolicy ClusterFirstWithHostNet",
         detail=(
             "With Cilium's kube-proxy replacement, istio-cni on the host network may fail to resolve the "
-            "Kubernetes API server through the node's DNS (istio/istio#53861, in Istio 1.24's chart)."
+            "Kubernetes API server through the node's DNS (istio/istio#53861, in Istio's chart from 1.24.1)."
         ),
         evidence=(
             Evidence(
@@ -219,10 +223,10 @@ def cni_dns_policy(facts: Facts) -> Hit | None:
             kpr.evidence("kube-proxy replacement on"),
         ),
         fix=(
-            "Upgrade Istio to 1.24 or newer (its chart sets dnsPolicy: ClusterFirstWithHostNet), or set it on "
+            "Upgrade Istio to 1.24.1 or newer (its chart sets dnsPolicy: ClusterFirstWithHostNet), or set it on "
             "istio-cni-node."
-            if facts.istio_before(1, 24)
-            else "Set dnsPolicy: ClusterFirstWithHostNet on istio-cni-node: Istio ≥ 1.24's chart sets it, so "
+            if facts.istio_before(1, 24, 1)
+            else "Set dnsPolicy: ClusterFirstWithHostNet on istio-cni-node: Istio's chart sets it from 1.24.1, so "
             "this DaemonSet was rendered by a customised chart or another installer."
         ),
     )

@@ -174,6 +174,7 @@ AMBIENT_NETWORKPOLICY = "https://istio.io/latest/docs/ambient/usage/networkpolic
         AMBIENT_NETWORKPOLICY,
         "istio/istio cni/pkg/iptables/iptables.go (kubelet probes SNAT-ed to 169.254.7.127)",
         "istio/istio cni/pkg/nodeagent/options.go (DefaultHostProbeSNATIP, HOST_PROBE_SNAT_IP)",
+        "https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#Probe",
     ),
     reads=(*POLICY_READS, "workloads", "istio_cni"),
     remedy=r.Remedy(istio=("probe-allowance",)),
@@ -275,8 +276,13 @@ def l7_policies(facts: Facts) -> Hit | None:
         detail="Cilium's L7 proxy cannot parse HBONE/mTLS traffic, so L7 rules on ambient pods break them.",
         evidence=capped(evidence, "more policies"),
         fix=(
-            "Use Istio L7 policy (a waypoint with an AuthorizationPolicy) instead, or take these workloads "
-            "out of ambient (remove the namespace label, or annotate pods ambient.istio.io/redirection: disabled)."
+            "Use Istio L7 policy (a waypoint with an AuthorizationPolicy) instead, or take these workloads out "
+            "of ambient: remove the namespace label, or label the pods istio.io/dataplane-mode=none "
+            + (
+                "(Istio 1.21: annotate them ambient.istio.io/redirection: disabled)."
+                if facts.istio_before(1, 22)
+                else "(Istio ≥ 1.22)."
+            )
         ),
     )
 
