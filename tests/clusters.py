@@ -231,3 +231,77 @@ def healthy(**overrides: str | None) -> list[Obj]:
 
 def without(objects: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
     return [o for o in objects if not (o["kind"] == kind and (name is None or o["metadata"]["name"] == name))]
+
+
+GATEWAY_API = "gateway.networking.k8s.io"
+
+
+def service(name: str, namespace: str, labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, namespace, labels=labels),
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"port": 9080, "protocol": "TCP"}],
+            "type": "ClusterIP",
+        },
+    }
+
+
+def istio_pod(name: str, namespace: str, labels: dict[str, str], node: str = "node-1") -> Obj:
+    """An application pod carrying Istio labels of its own."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, namespace, labels={"app": name, **labels}),
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+        "status": {"phase": "Running", "startTime": T1},
+    }
+
+
+def waypoint(name: str = "waypoint", namespace: str = "bookinfo", waypoint_for: str | None = None) -> Obj:
+    """A waypoint as `istioctl waypoint apply` creates it: a Gateway of class istio-waypoint."""
+    labels = {"istio.io/waypoint-for": waypoint_for} if waypoint_for else None
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "Gateway",
+        "metadata": meta(name, namespace, labels=labels),
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    }
+
+
+def authorization_policy(
+    name: str, namespace: str, target: dict[str, str], version: str = "v1", action: str = "DENY"
+) -> Obj:
+    return {
+        "apiVersion": f"security.istio.io/{version}",
+        "kind": "AuthorizationPolicy",
+        "metadata": meta(name, namespace),
+        "spec": {
+            "targetRefs": [target],
+            "action": action,
+            "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}],
+        },
+    }
+
+
+def http_route(
+    name: str, namespace: str, parent: dict[str, str], kind: str = "HTTPRoute", version: str = "v1"
+) -> Obj:
+    return {
+        "apiVersion": f"{GATEWAY_API}/{version}",
+        "kind": kind,
+        "metadata": meta(name, namespace),
+        "spec": {
+            "parentRefs": [parent],
+            "rules": [{"backendRefs": [{"name": parent["name"], "port": 9080}]}],
+        },
+    }
+
+
+def service_ref(name: str) -> dict[str, str]:
+    return {"group": "", "kind": "Service", "name": name}

@@ -23,10 +23,12 @@ import yaml
 
 from tests.clusters import (
     CILIUM_NS,
+    GATEWAY_API,
     ISTIO_NS,
     N_CHECKS,
     T1,
     Obj,
+    authorization_policy,
     ccnp,
     cilium_agent,
     cilium_data,
@@ -34,12 +36,17 @@ from tests.clusters import (
     cnp,
     configmap,
     healthy,
+    http_route,
     istio_cni,
+    istio_pod,
     meta,
     namespace,
     network_policy,
     node_config,
     peer_auth,
+    service,
+    service_ref,
+    waypoint,
     without,
     ztunnel,
 )
@@ -76,6 +83,11 @@ RESOURCES: tuple[tuple[str, str], ...] = (
     ("ciliumnetworkpolicies", "cilium.io"),
     ("ciliumclusterwidenetworkpolicies", "cilium.io"),
     ("peerauthentications", "security.istio.io"),
+    ("services", ""),
+    ("authorizationpolicies", "security.istio.io"),
+    ("httproutes", "gateway.networking.k8s.io"),
+    ("grpcroutes", "gateway.networking.k8s.io"),
+    ("gateways", "gateway.networking.k8s.io"),
 )
 CILIUM_IO = tuple(r for r in RESOURCES if r[1] == "cilium.io")
 
@@ -314,6 +326,36 @@ def spec_a_number(obj: Obj) -> Obj:
 def env_a_string(daemonset: Obj) -> Obj:
     daemonset["spec"]["template"]["spec"]["containers"][0]["env"] = "ISTIO_META_DNS_CAPTURE=true"
     return daemonset
+
+
+def namespace_labelled(name: str, labels: dict[str, str]) -> Obj:
+    ns = namespace(name, mode=None)
+    ns["metadata"]["labels"].update(labels)
+    return ns
+
+
+def waypoint_cluster(*, hostns_only: bool) -> list[Obj]:
+    """bookinfo bound to a waypoint, with a Service of its own binding, an L7 policy and a route on it."""
+    objects = healthy() if hostns_only else no_hostns_only()
+    ns = namespace("bookinfo")
+    ns["metadata"]["labels"]["istio.io/use-waypoint"] = "waypoint"
+    return [
+        *replace(objects, "Namespace", "bookinfo", ns),
+        waypoint(),
+        service("reviews", "bookinfo", {"istio.io/use-waypoint": "waypoint"}),
+        service("ratings", "bookinfo"),
+        istio_pod("ratings-v1", "bookinfo", {"istio.io/dataplane-mode": "ambient"}),
+        authorization_policy("reviews-deny-post", "bookinfo", service_ref("reviews")),
+        http_route("reviews-split", "bookinfo", service_ref("reviews")),
+    ]
+
+
+def gateway_api_absent() -> Setup:
+    return uninstall(
+        *[(GATEWAY_API, v, "gateways") for v in ("v1", "v1beta1")],
+        *[(GATEWAY_API, v, "httproutes") for v in ("v1", "v1beta1")],
+        *[(GATEWAY_API, v, "grpcroutes") for v in ("v1", "v1alpha2")],
+    )
 
 
 def cilium_in(ns: str, **overrides: str | None) -> list[Obj]:
@@ -657,6 +699,70 @@ CASES: tuple[Case, ...] = (
         api=False,
         note="list labels make bookinfo and the agent unreadable: both named (CIC015), the rest judged",
     ),
+    # --- waypoints, workloads and L7 policy (what CIC022 reads) -----------------------------------
+    Case(
+        "waypoint-bound-service-under-socket-lb",
+        waypoint_cluster(hostns_only=False),
+        ["CIC001", "CIC022"],
+        "incompatible",
+        ("blocked", f"{CIC001} (+1 more){RUN}"),
+        note="the namespace and reviews are bound to a waypoint; its AuthorizationPolicy and HTTPRoute are bypassed",
+    ),
+    Case(
+        "waypoint-bound-service-hostns-only",
+        waypoint_cluster(hostns_only=True),
+        [],
+        "compatible",
+        ("active", COMPATIBLE_1_17),
+    ),
+    Case(
+        "waypoint-reads-older-versions",
+        waypoint_cluster(hostns_only=False),
+        ["CIC001", "CIC022"],
+        "incompatible",
+        ("blocked", f"{CIC001} (+1 more){RUN}"),
+        manifests=False,
+        setup=uninstall(
+            (GATEWAY_API, "v1", "gateways"),
+            (GATEWAY_API, "v1", "httproutes"),
+            ("security.istio.io", "v1", "authorizationpolicies"),
+        ),
+        note="stored as v1, served only as v1beta1 (an older Gateway API / Istio): read through the older version",
+    ),
+    Case(
+        "gateway-api-not-installed",
+        healthy(),
+        [],
+        "compatible",
+        ("active", COMPATIBLE_1_17),
+        setup=gateway_api_absent(),
+        note="404 page not found on every Gateway API version: no waypoints, no routes; not a problem",
+    ),
+    Case(
+        "forbidden-authorizationpolicies",
+        waypoint_cluster(hostns_only=False),
+        ["CIC001", "CIC022", "CIC014"],
+        "incompatible",
+        (
+            "blocked",
+            "CIC001: Socket LB hides Ser… (+2 more); cannot read 1 resource types: "
+            "juju trust istio-cilium-compat-k8s --scope=cluster",
+        ),
+        manifests=False,
+        setup=forbid(("authorizationpolicies", "security.istio.io")),
+        note=(
+            "403 on one read: named (CIC014), and the routes and bindings are still judged; the error "
+            "finding wins the status, which has no room left for the resource's name"
+        ),
+    ),
+    Case(
+        "waypoint-only-namespace",
+        [*healthy(), namespace_labelled("legacy", {"istio.io/use-waypoint": "waypoint"})],
+        [],
+        "compatible",
+        ("active", COMPATIBLE_1_17),
+        xfail="CIC017 reads a namespace labelled only istio.io/use-waypoint as an unknown dataplane-mode",
+    ),
     # --- policies ----------------------------------------------------------------------------------
     Case(
         "networkpolicies-paged-isolation-on-last-page",
@@ -901,7 +1007,7 @@ CASES: tuple[Case, ...] = (
         healthy(),
         ["CIC007", "CIC014", "CIC008"],
         "unknown",
-        ("blocked", f"cannot read configmaps, daemonsets.apps, pods (+6 more){TRUST}"),
+        ("blocked", f"cannot read configmaps, daemonsets.apps, pods (+11 more){TRUST}"),
         manifests=False,
         setup=forbidden_everything(),
     ),

@@ -29,7 +29,7 @@ import base64
 import os
 import ssl
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -41,6 +41,7 @@ from lightkube.generic_resource import (
     GenericNamespacedResource,
     create_global_resource,
     create_namespaced_resource,
+    get_generic_resource,
 )
 
 from .assemble import (
@@ -49,8 +50,10 @@ from .assemble import (
     CILIUM_CONFIG,
     DATAPLANE_MODE_LABEL,
     ISTIO_CNI_LABEL,
+    USE_WAYPOINT_LABEL,
     ZTUNNEL_LABEL,
     build_snapshot,
+    object_ref,
 )
 from .snapshot import ProblemKind, ReadProblem, Snapshot
 
@@ -89,12 +92,16 @@ _CLASSES: dict[tuple[str, str, str], Resource] = {}
 
 
 def _generic_class(kind: Kind, version: str) -> Resource:
-    # Created once: lightkube 1.0.1 looks core-group classes up under "/v1" but files them
-    # under "v1", so a second create_*_resource call for a core kind raises.
+    # Looked up before it is created: lightkube 1.0.1 looks core-group classes up under "/v1"
+    # but files them under "v1", so creating one a second time (here or by another module of
+    # the same process) raises.
     key = (kind.group, version, kind.kind)
     if key not in _CLASSES:
-        create = create_namespaced_resource if kind.namespaced else create_global_resource
-        _CLASSES[key] = create(kind.group, version, kind.kind, kind.plural)
+        found = get_generic_resource(kind.api_version(version), kind.kind)
+        if found is None:
+            create = create_namespaced_resource if kind.namespaced else create_global_resource
+            found = create(kind.group, version, kind.kind, kind.plural)
+        _CLASSES[key] = found
     return _CLASSES[key]
 
 
@@ -115,6 +122,14 @@ CILIUM_CLUSTERWIDE_NETWORK_POLICY = Kind(
 PEER_AUTHENTICATION = Kind(
     "PeerAuthentication", "security.istio.io", "peerauthentications", ("v1", "v1beta1")
 )
+SERVICE = Kind("Service", "", "services", ("v1",))
+AUTHORIZATION_POLICY = Kind(
+    "AuthorizationPolicy", "security.istio.io", "authorizationpolicies", ("v1", "v1beta1")
+)
+GATEWAY_API = "gateway.networking.k8s.io"
+HTTP_ROUTE = Kind("HTTPRoute", GATEWAY_API, "httproutes", ("v1", "v1beta1"))
+GRPC_ROUTE = Kind("GRPCRoute", GATEWAY_API, "grpcroutes", ("v1", "v1alpha2"))
+GATEWAY = Kind("Gateway", GATEWAY_API, "gateways", ("v1", "v1beta1"))
 
 
 class CollectError(Exception):
@@ -348,7 +363,16 @@ def collect(api: KubeApi, *, cilium_namespace: str | None = None) -> Reads:
     objects += s.list(POD, namespace=cilium_ns or ALL, labels={CILIUM_AGENT_LABEL[0]: CILIUM_AGENT_LABEL[1]})
     objects += s.list(CILIUM_NODE_CONFIG, namespace=cilium_ns or ALL)
     objects += s.list(NAMESPACE, labels={DATAPLANE_MODE_LABEL: None})
+    objects += s.list(NAMESPACE, labels={USE_WAYPOINT_LABEL: None})
+    # Pods and Services bound to Istio by their own labels ("any value": `none` opts out).
+    objects += s.list(POD, labels={DATAPLANE_MODE_LABEL: None})
+    objects += s.list(POD, labels={USE_WAYPOINT_LABEL: None})
+    objects += s.list(SERVICE, labels={USE_WAYPOINT_LABEL: None})
     objects += s.list(PEER_AUTHENTICATION)
+    objects += s.list(AUTHORIZATION_POLICY)
+    objects += s.list(HTTP_ROUTE)
+    objects += s.list(GRPC_ROUTE)
+    objects += s.list(GATEWAY)
     objects += s.list(NETWORK_POLICY)
     objects += s.list(CILIUM_NETWORK_POLICY)
     objects += s.list(CILIUM_CLUSTERWIDE_NETWORK_POLICY)
@@ -357,7 +381,7 @@ def collect(api: KubeApi, *, cilium_namespace: str | None = None) -> Reads:
         # Every connection was reset: the API is down, not one resource broken.
         problems = [ReadProblem("Kubernetes API", "unreachable", s.transport_errors[0][:300])]
     return Reads(
-        objects=tuple(objects),
+        objects=tuple(_unique(objects)),
         problems=tuple(problems),
         requests=api.transport.requests - before,
         source=f"cluster: {api.server}",
@@ -375,6 +399,16 @@ def read_snapshot(
     """`collect`, then `Reads.snapshot`: the live cluster as the rules see it."""
     reads = collect(api, cilium_namespace=cilium_namespace)
     return reads.snapshot(istio_namespace=istio_namespace, istio_namespace_source=istio_namespace_source)
+
+
+def _unique(objects: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each object once: a pod labelled both ways is listed by two selectors."""
+    seen: set[str] = set()
+    for obj in objects:
+        ref = object_ref(obj)
+        if ref not in seen:
+            seen.add(ref)
+            yield obj
 
 
 def _message(exc: httpx2.HTTPStatusError) -> str:

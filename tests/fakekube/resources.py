@@ -200,6 +200,35 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
         namespaced=True,
         field_error="unsupported",
     ),
+    # gateway.networking.k8s.io (CRDs; Istio's waypoints are Gateways of class istio-waypoint).
+    # v1 and the older version a cluster may still serve alone (the collector tries v1 first).
+    ResourceType(
+        "gateway.networking.k8s.io",
+        ("v1", "v1beta1"),
+        "Gateway",
+        "gateways",
+        namespaced=True,
+        field_error="unsupported",
+        subresources=("status",),
+    ),
+    ResourceType(
+        "gateway.networking.k8s.io",
+        ("v1", "v1beta1"),
+        "HTTPRoute",
+        "httproutes",
+        namespaced=True,
+        field_error="unsupported",
+        subresources=("status",),
+    ),
+    ResourceType(
+        "gateway.networking.k8s.io",
+        ("v1", "v1alpha2"),
+        "GRPCRoute",
+        "grpcroutes",
+        namespaced=True,
+        field_error="unsupported",
+        subresources=("status",),
+    ),
 )
 
 

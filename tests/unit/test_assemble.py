@@ -10,14 +10,20 @@ from istio_cilium_compat.assemble import build_snapshot, object_ref
 from istio_cilium_compat.snapshot import ReadProblem
 from tests.clusters import (
     ISTIO_NS,
+    authorization_policy,
     cilium_agent,
     cnp,
     configmap,
     healthy,
+    http_route,
     istio_cni,
+    istio_pod,
     namespace,
     network_policy,
     peer_auth,
+    service,
+    service_ref,
+    waypoint,
     ztunnel,
 )
 
@@ -151,3 +157,86 @@ def test_object_ref_survives_malformed_metadata() -> None:
     assert object_ref({"kind": "Pod", "metadata": 5}) == "Pod (no name)"
     assert object_ref({"kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}}) == "Namespace a"
     assert object_ref({"kind": "Pod", "metadata": {"name": "p", "namespace": "n"}}) == "Pod n/p"
+
+
+def test_daemonset_env_keeps_plain_values_of_every_container() -> None:
+    cni = istio_cni()
+    pod_spec = cni["spec"]["template"]["spec"]
+    pod_spec["initContainers"] = [
+        {"name": "init", "image": "i", "env": [{"name": "SHARED", "value": "init"}]}
+    ]
+    pod_spec["containers"][0]["env"] = [
+        {"name": "HOST_PROBE_SNAT_IP", "value": "169.254.7.127"},
+        {"name": "AMBIENT_ENABLED", "value": True},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "EMPTY"},
+        {"name": "SHARED", "value": "main"},
+    ]
+    pod_spec["containers"].append({"name": "sidecar", "image": "s", "env": [{"name": "EXTRA", "value": "1"}]})
+    (read,) = build_snapshot([cni]).istio_cni
+    assert dict(read.env) == {
+        "SHARED": "main",
+        "HOST_PROBE_SNAT_IP": "169.254.7.127",
+        "AMBIENT_ENABLED": "true",
+        "EMPTY": "",
+        "EXTRA": "1",
+    }
+    assert read.images == ("i", "docker.io/istio/install-cni:1.26.1", "s")
+
+
+def test_workloads_are_the_istio_labelled_pods_and_services() -> None:
+    objects = [
+        istio_pod("enrolled", "shop", {"istio.io/dataplane-mode": "ambient"}, node="n2"),
+        istio_pod("opted-out", "shop", {"istio.io/dataplane-mode": "none"}),
+        istio_pod("bound", "shop", {"istio.io/use-waypoint": "wp"}),
+        istio_pod("bound", "shop", {"istio.io/use-waypoint": "wp"}),  # listed by two selectors
+        istio_pod("plain", "shop", {}),
+        service("reviews", "bookinfo", {"istio.io/use-waypoint": "waypoint"}),
+        service(
+            "plain", "bookinfo", {"istio.io/dataplane-mode": "ambient"}
+        ),  # not a Service label Istio reads
+        cilium_agent(),
+    ]
+    snapshot = build_snapshot(objects)
+    assert [(w.kind, w.namespace, w.name, w.node) for w in snapshot.workloads] == [
+        ("Pod", "shop", "bound", "node-1"),
+        ("Pod", "shop", "enrolled", "n2"),
+        ("Pod", "shop", "opted-out", "node-1"),
+        ("Service", "bookinfo", "reviews", ""),
+    ]
+    assert snapshot.workloads[-1].labels == {"istio.io/use-waypoint": "waypoint"}
+    assert snapshot.cilium_pods == ()
+
+
+def test_namespaces_with_either_istio_label() -> None:
+    bound = namespace("bound", mode=None)
+    bound["metadata"]["labels"]["istio.io/use-waypoint"] = "wp"
+    objects = [namespace("ambient"), bound, namespace("plain", mode=None)]
+    snapshot = build_snapshot(objects)
+    assert [n.name for n in snapshot.namespaces] == ["ambient", "bound"]
+
+
+def test_istio_and_gateway_objects_keep_their_spec() -> None:
+    ref = service_ref("reviews")
+    objects = [
+        http_route("b", "bookinfo", ref),
+        http_route("a", "bookinfo", ref, kind="GRPCRoute", version="v1alpha2"),
+        waypoint(waypoint_for="all"),
+        authorization_policy("deny", "bookinfo", ref, version="v1beta1"),
+        set_path(authorization_policy("broken", "bookinfo", ref), "spec", ["rules"]),
+    ]
+    snapshot = build_snapshot(objects)
+    assert [(r.kind, r.api_version, r.name) for r in snapshot.routes] == [
+        ("GRPCRoute", "gateway.networking.k8s.io/v1alpha2", "a"),
+        ("HTTPRoute", "gateway.networking.k8s.io/v1", "b"),
+    ]
+    (gateway,) = snapshot.gateways
+    assert (gateway.labels, gateway.spec["gatewayClassName"]) == (
+        {"istio.io/waypoint-for": "all"},
+        "istio-waypoint",
+    )
+    (policy,) = snapshot.authorization_policies
+    assert (policy.api_version, policy.spec["targetRefs"]) == ("security.istio.io/v1beta1", [ref])
+    assert snapshot.problems == (
+        invalid("AuthorizationPolicy bookinfo/broken", "spec: expected an object, got a list"),
+    )

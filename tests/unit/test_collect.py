@@ -13,8 +13,21 @@ from istio_cilium_compat.collect import CHUNK, Reads, client_from_kubeconfig, co
 from istio_cilium_compat.manifests import load_snapshot
 from istio_cilium_compat.rules import evaluate
 from tests.bigcluster import big_cluster
-from tests.clusters import healthy, node_config, peer_auth
+from tests.bigcluster import pod as bigpod
+from tests.clusters import (
+    authorization_policy,
+    healthy,
+    http_route,
+    istio_pod,
+    node_config,
+    peer_auth,
+    service,
+    service_ref,
+    waypoint,
+)
 from tests.fakekube import FakeKube
+
+GW = "gateway.networking.k8s.io"
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
@@ -46,12 +59,16 @@ def run_collect(objects: list, tmp_path: Path) -> tuple[Reads, list]:
         return reads, list(fake.requests)
 
 
+READS = 19
+"""First pages per check: 11 Cilium and mesh reads, plus 8 for waypoints, workloads and L7 policy."""
+
+
 def test_request_count_is_constant(tmp_path: Path) -> None:
     small, small_requests = run_collect(big_cluster(10, cilium_policies=20), tmp_path)
     large, large_requests = run_collect(
         big_cluster(5000, pods_per_namespace=1, cilium_policies=200), tmp_path
     )
-    assert small.requests == len(small_requests)
+    assert small.requests == len(small_requests) == READS
     assert large.requests == len(large_requests)
     first_pages = [(r.path, sorted(r.query.items())) for r in small_requests]
     assert [
@@ -62,7 +79,9 @@ def test_request_count_is_constant(tmp_path: Path) -> None:
     assert {r.path for r in continued} == {"/api/v1/namespaces", "/apis/networking.k8s.io/v1/networkpolicies"}
     assert all(r.query["limit"] == [str(CHUNK)] for r in continued)
     assert len([r for r in continued if "networkpolicies" in r.path]) == 5000 // CHUNK - 1
-    assert not any("/pods" in r.path and "cilium" not in str(r.query) for r in large_requests)
+    # Never every pod: each pod list selects by label (the Cilium agents, or Istio's labels).
+    pod_selectors = [r.query["labelSelector"] for r in large_requests if r.path.endswith("/pods")]
+    assert pod_selectors == [["k8s-app=cilium"], ["istio.io/dataplane-mode"], ["istio.io/use-waypoint"]]
 
 
 def test_only_get_and_no_secrets(tmp_path: Path) -> None:
@@ -90,6 +109,22 @@ def test_forbidden_configmaps_gives_unknown(tmp_path: Path) -> None:
     assert report.verdict.value == "unknown"
 
 
+CRDS = [
+    ("cilium.io", "v2", "ciliumnodeconfigs"),
+    ("cilium.io", "v2alpha1", "ciliumnodeconfigs"),
+    ("cilium.io", "v2", "ciliumnetworkpolicies"),
+    ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies"),
+    *[
+        ("security.istio.io", v, p)
+        for p in ("peerauthentications", "authorizationpolicies")
+        for v in ("v1", "v1beta1")
+    ],
+    *[(GW, v, p) for p in ("gateways", "httproutes") for v in ("v1", "v1beta1")],
+    (GW, "v1", "grpcroutes"),
+    (GW, "v1alpha2", "grpcroutes"),
+]
+
+
 @pytest.mark.parametrize("body", ["text", "status"])
 def test_missing_crds_mean_not_installed(tmp_path: Path, body: str) -> None:
     objects = [o for o in healthy() if o["kind"] != "PeerAuthentication"]
@@ -101,11 +136,15 @@ def test_missing_crds_mean_not_installed(tmp_path: Path, body: str) -> None:
             ("v2", "ciliumclusterwidenetworkpolicies"),
         ]:
             fake.uninstall("cilium.io", version, plural)
-        fake.uninstall("security.istio.io", "v1", "peerauthentications")
-        fake.uninstall("security.istio.io", "v1beta1", "peerauthentications")
+        for group, version, plural in CRDS:
+            fake.uninstall(group, version, plural)
         snapshot = read_snapshot(client(fake, tmp_path))
+        paths = [(r.path, str(sorted(r.query.items()))) for r in fake.requests]
     assert snapshot.problems == ()
     assert evaluate(snapshot).ids == []
+    # Each version asked for once: six CRDs have an older version to try after a 404.
+    assert len(paths) == READS + 6
+    assert len(set(paths)) == len(paths)
 
 
 def test_older_crd_versions_are_read(tmp_path: Path) -> None:
@@ -113,14 +152,73 @@ def test_older_crd_versions_are_read(tmp_path: Path) -> None:
         *[o for o in healthy() if o["kind"] != "PeerAuthentication"],
         peer_auth("istio-system", mode="PERMISSIVE", version="v1beta1"),
         node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"}, version="v2alpha1"),
+        waypoint(),
+        authorization_policy("deny", "bookinfo", service_ref("reviews"), version="v1beta1"),
+        http_route("grpc", "bookinfo", service_ref("reviews"), kind="GRPCRoute", version="v1alpha2"),
     ]
     with FakeKube(objects) as fake:
-        fake.uninstall("cilium.io", "v2", "ciliumnodeconfigs")
-        fake.uninstall("security.istio.io", "v1", "peerauthentications")
-        report = evaluate(read_snapshot(client(fake, tmp_path)))
+        for group, version, plural in [
+            ("cilium.io", "v2", "ciliumnodeconfigs"),
+            ("security.istio.io", "v1", "peerauthentications"),
+            ("security.istio.io", "v1", "authorizationpolicies"),
+            (GW, "v1", "grpcroutes"),
+            (GW, "v1", "gateways"),
+        ]:
+            fake.uninstall(group, version, plural)
+        snapshot = read_snapshot(client(fake, tmp_path))
         paths = [r.path for r in fake.requests]
-    assert report.ids == ["CIC001"]
+    assert evaluate(snapshot).ids == ["CIC001"]
+    assert snapshot.problems == ()
     assert any("/v2alpha1/" in p for p in paths) and any("/v1beta1/" in p for p in paths)
+    assert [
+        (o.kind, o.api_version)
+        for o in (*snapshot.authorization_policies, *snapshot.routes, *snapshot.gateways)
+    ] == [
+        ("AuthorizationPolicy", "security.istio.io/v1beta1"),
+        ("GRPCRoute", f"{GW}/v1alpha2"),
+        ("Gateway", f"{GW}/v1beta1"),
+    ]
+
+
+def test_workloads_are_read_by_label_across_namespaces_and_paged(tmp_path: Path) -> None:
+    pods = [
+        istio_pod(f"app-{i:04d}", f"ns-{i % 7}", {"istio.io/dataplane-mode": "ambient"}) for i in range(1200)
+    ]
+    bound = [
+        istio_pod(
+            "bound", "shop", {"istio.io/use-waypoint": "waypoint", "istio.io/dataplane-mode": "ambient"}
+        )
+    ]
+    services = [
+        service("reviews", "bookinfo", {"istio.io/use-waypoint": "waypoint"}),
+        service("plain", "bookinfo"),
+    ]
+    with FakeKube([*healthy(), *pods, *bound, *services, bigpod("unlabelled", "shop")]) as fake:
+        reads = collect(client(fake, tmp_path))
+        requests = fake.requests
+    snapshot = reads.snapshot()
+    assert len([w for w in snapshot.workloads if w.kind == "Pod"]) == 1201
+    assert [(w.kind, w.name) for w in snapshot.workloads if w.kind == "Service"] == [("Service", "reviews")]
+    # Read by both selectors, kept once (also in what `dump` writes).
+    assert len([o for o in reads.objects if o["metadata"]["name"] == "bound"]) == 1
+    assert "unlabelled" not in [o["metadata"]["name"] for o in reads.objects]
+    pod_pages = [r for r in requests if r.path == "/api/v1/pods"]
+    assert [r.query["labelSelector"] for r in pod_pages] == [["istio.io/dataplane-mode"]] * 3 + [
+        ["istio.io/use-waypoint"]
+    ]
+    assert all(r.query["limit"] == [str(CHUNK)] for r in pod_pages)
+
+
+def test_forbidden_new_reads_are_named(tmp_path: Path) -> None:
+    with FakeKube(healthy()) as fake:
+        fake.forbid("services")
+        fake.forbid("gateways", group=GW)
+        snapshot = read_snapshot(client(fake, tmp_path))
+    assert [(p.resource, p.kind) for p in snapshot.problems] == [
+        ("services", "forbidden"),
+        (f"gateways.{GW}", "forbidden"),
+    ]
+    assert evaluate(snapshot).ids == ["CIC014"]
 
 
 def test_slow_server_gives_unknown_within_the_timeout(tmp_path: Path) -> None:

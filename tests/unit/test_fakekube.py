@@ -608,3 +608,77 @@ def test_version_and_discovery(fake_kube: FakeKube) -> None:
     v2alpha1 = {r["name"] for r in httpx2.get(f"{url}/apis/cilium.io/v2alpha1").json()["resources"]}
     assert "ciliumnodeconfigs" not in v2 and v2alpha1 == {"ciliumnodeconfigs"}
     assert httpx2.get(f"{url}/apis/example.com/v1").status_code == 404
+
+
+GATEWAY_API = "gateway.networking.k8s.io"
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "versions"),
+    [
+        ("Gateway", "gateways", ["v1", "v1beta1"]),
+        ("HTTPRoute", "httproutes", ["v1", "v1beta1"]),
+        ("GRPCRoute", "grpcroutes", ["v1", "v1alpha2"]),
+    ],
+)
+def test_gateway_api_types_are_served_like_crds(
+    fake_kube: FakeKube, client: lightkube.Client, kind: str, plural: str, versions: list[str]
+) -> None:
+    newest, older = (create_namespaced_resource(GATEWAY_API, v, kind, plural) for v in versions)
+    fake_kube.add(
+        {
+            "apiVersion": f"{GATEWAY_API}/{versions[0]}",
+            "kind": kind,
+            "metadata": {"name": "a", "namespace": "bookinfo", "labels": {"istio.io/waypoint-for": "all"}},
+            "spec": {"gatewayClassName": "istio-waypoint"},
+        },
+        {
+            "apiVersion": f"{GATEWAY_API}/{versions[0]}",
+            "kind": kind,
+            "metadata": {"name": "b", "namespace": "x"},
+        },
+    )
+    selected = list(client.list(newest, namespace="*", labels={"istio.io/waypoint-for": None}))
+    assert [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in selected] == [
+        (f"{GATEWAY_API}/{versions[0]}", kind, "a")
+    ]
+    pages = list(client.list(newest, namespace="*", chunk_size=1))
+    assert [o["metadata"]["name"] for o in pages] == ["a", "b"]
+    versions_served = httpx2.get(f"{fake_kube.url}/apis/{GATEWAY_API}").json()["versions"]
+    assert {v["version"] for v in versions_served} >= set(versions)
+
+    fake_kube.uninstall(GATEWAY_API, versions[0], plural)
+    with pytest.raises(httpx2.HTTPStatusError) as missing:
+        list(client.list(newest, namespace="*"))
+    assert missing.value.response.text == "404 page not found\n"  # a CRD path: not a Status
+    assert [o["apiVersion"] for o in client.list(older, namespace="*")] == [
+        f"{GATEWAY_API}/{versions[1]}"
+    ] * 2
+
+    fake_kube.forbid(plural, group=GATEWAY_API)
+    with pytest.raises(lightkube.ApiError) as forbidden:
+        list(client.list(older, namespace="*"))
+    assert forbidden.value.status.code == 403
+    assert forbidden.value.status.message == (
+        f'{plural}.{GATEWAY_API} is forbidden: User "{USER}" cannot list resource "{plural}" '
+        f'in API group "{GATEWAY_API}" at the cluster scope'
+    )
+
+
+def test_services_by_label_across_namespaces(fake_kube: FakeKube, client: lightkube.Client) -> None:
+    from istio_cilium_compat.collect import SERVICE
+
+    # Not created again: lightkube 1.0.1 cannot find a core-group generic class it made.
+    service: Any = SERVICE.classes()[0][1]
+    fake_kube.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "r", "namespace": "a", "labels": {"istio.io/use-waypoint": "w"}},
+        },
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "b"}},
+    )
+    found = list(client.list(service, namespace="*", labels={"istio.io/use-waypoint": None}))
+    assert [(o.get("kind"), o["metadata"]["name"]) for o in found] == [
+        (None, "r")
+    ]  # built-in: no kind in items
