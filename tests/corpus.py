@@ -828,6 +828,19 @@ CASES: tuple[Case, ...] = (
     ),
     # --- effective state and enrollment (issue #11): the same answer live and saved ----------------
     Case(
+        "pod-enrolled-by-label-in-unlabelled-namespace",
+        [
+            *healthy(),
+            namespace("shop", mode=None),
+            labelled_pod("shop", "cart-0", {"istio.io/dataplane-mode": "ambient"}),
+            network_policy("shop", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ],
+        ["CIC005"],
+        "compatible",
+        ("active", f"{CIC005}{RUN}"),
+        note="Istio >= 1.22 enrolls a pod by its own label: its namespace's deny-all blocks its probes",
+    ),
+    Case(
         "networkpolicy-ipblock-probe-allowance",
         [
             *healthy(),
