@@ -137,7 +137,7 @@ def odd_enrollment(facts: Facts) -> Hit | None:
             note="not ambient: Istio knows only 'ambient' and 'none'",
         )
         for ns in facts.snapshot.namespaces
-        if ns.labels.get(DATAPLANE_MODE_LABEL) not in (AMBIENT, "none")
+        if DATAPLANE_MODE_LABEL in ns.labels and ns.labels[DATAPLANE_MODE_LABEL] not in (AMBIENT, "none")
     ]
     if not evidence:
         return None
