@@ -93,6 +93,29 @@ class _Response:
     body: bytes
     content_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
+    chunk: int = 0
+    """Write the body in pieces of this size (0: at once), `pause` seconds apart (a slow upstream)."""
+    pause: float = 0.0
+
+
+@dataclass
+class PodPort:
+    """What a pod's port answers through the API server's pod proxy (`pods/<name>:<port>/proxy/...`).
+
+    The defaults are ztunnel's stats server (istio/ztunnel src/metrics/server.rs): `/metrics`
+    and `/stats/prometheus`, any other path 404 with an empty body, text/plain, and a
+    gzip-compressed body when the client accepts gzip (tower-http CompressionLayer).
+    """
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "text/plain; charset=utf-8"
+    paths: tuple[str, ...] = ("/metrics", "/stats/prometheus")
+    gzip: bool = True
+    chunk: int = 64 * 1024
+    pause: float = 0.0
+    """Seconds between body pieces: a slow (or stalled) pod."""
+    _gzipped: bytes | None = field(default=None, repr=False, compare=False)
 
 
 # --------------------------------------------------------------------------- Status bodies
@@ -626,6 +649,8 @@ class FakeKube:
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
+        self._pod_ports: dict[tuple[str, str, str], PodPort] = {}
+        self._accept_encoding = ""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -890,6 +915,11 @@ class FakeKube:
             self._faults.append(injected)
         return injected
 
+    def serve_pod_port(self, namespace: str, pod: str, port: int | str, answer: PodPort) -> None:
+        """Make ``GET .../pods/<pod>:<port>/proxy/<path>`` reach ``answer`` (the Pod object must exist)."""
+        with self._lock:
+            self._pod_ports[(namespace, pod, str(port))] = answer
+
     def clear_faults(self) -> None:
         """Remove every injected fault."""
         with self._lock:
@@ -930,10 +960,13 @@ class FakeKube:
                     return injected
         return None
 
-    def _respond(self, method: str, path: str, query: dict[str, list[str]]) -> _Response:
+    def _respond(
+        self, method: str, path: str, query: dict[str, list[str]], accept_encoding: str = ""
+    ) -> _Response:
         """Build the answer to one request; bugs in the fake become a 500 and are remembered."""
         try:
             with self._lock:
+                self._accept_encoding = accept_encoding  # read by the pod proxy, under the lock
                 if method != "GET":
                     return _status(
                         405,
@@ -982,6 +1015,8 @@ class FakeKube:
             namespace = parts[1]
             if len(parts) > 2 and parts[2] not in ("status", "finalize"):
                 parts = parts[2:]
+        if group == "" and len(parts) >= 3 and parts[0] == "pods" and parts[2] == "proxy" and namespace:
+            return self._pod_proxy(namespace, parts[1], "/" + "/".join(parts[3:]), query)
         if len(parts) > 3:
             return self._no_route(group, version)
         resource = parts[0]
@@ -1011,6 +1046,36 @@ class FakeKube:
         if verb == "get":
             return self._get_object(rt, version, "" if namespace_quirk else namespace, name)
         return self._list(rt, version, namespace, query)
+
+    def _pod_proxy(self, namespace: str, target: str, path: str, query: dict[str, list[str]]) -> _Response:
+        """The API server's pod proxy (connect verb `get` on `pods/proxy`), as kube-apiserver answers it."""
+        name, _, port = target.partition(":")
+        denied = self._authorize("", "pods", "proxy", namespace, name, "get")
+        if denied is not None:
+            return denied
+        pod = self._store.get(("", "Pod"), {}).get((namespace, name))
+        if pod is None:
+            return _status(404, f'pods "{name}" not found', details={"name": name, "kind": "pods"})
+        ip = str((pod.get("status") or {}).get("podIP") or "10.1.0.9")
+        answer = self._pod_ports.get((namespace, name, port or "80"))
+        if not port.isdigit() or answer is None:
+            # Nothing listens there; a named port is not resolved for pods (the address is ip:name).
+            reason = "connect: connection refused" if port.isdigit() or not port else "unknown port"
+            return _status(503, f"error trying to reach service: dial tcp {ip}:{port or 80}: {reason}")
+        if path not in answer.paths:
+            return _Response(404, b"", "", {})
+        body, headers = answer.body, {}
+        accepted = self._accept_encoding.lower()
+        if answer.gzip and body and "gzip" in accepted:
+            if answer._gzipped is None:
+                import gzip
+
+                answer._gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+            body = answer._gzipped
+            headers["Content-Encoding"] = "gzip"
+        return _Response(
+            answer.status, body, answer.content_type, headers, chunk=answer.chunk, pause=answer.pause
+        )
 
     def _served_type(self, group: str, version: str, plural: str) -> ResourceType | None:
         for rt in self._types:
@@ -1371,22 +1436,37 @@ class _Handler(BaseHTTPRequestHandler):
         if injected is not None and injected.status is not None:
             response = _fault_response(injected.status)
         else:
-            response = fake._respond(self.command, split.path, query)
+            response = fake._respond(self.command, split.path, query, self.headers.get("Accept-Encoding", ""))
         self._send(response, truncate=injected is not None and injected.truncate)
 
     def _send(self, response: _Response, *, truncate: bool) -> None:
         self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
+        if response.content_type:
+            self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body[: len(response.body) // 2] if truncate else response.body)
+            body = response.body[: len(response.body) // 2] if truncate else response.body
+            if response.chunk and response.pause:
+                self._send_paced(body, response.chunk, response.pause)
+            else:
+                self.wfile.write(body)
         if truncate:
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send_paced(self, body: bytes, chunk: int, pause: float) -> None:
+        """A slow upstream: the body in pieces, `pause` apart (cut short when the fake stops)."""
+        stopping = self._fake_server.fake._stopping
+        for start in range(0, len(body), chunk):
+            self.wfile.write(body[start : start + chunk])
+            self.wfile.flush()
+            if stopping.wait(pause):
+                self.close_connection = True
+                return
 
     def _reset(self) -> None:
         """Abort with a TCP RST (SO_LINGER 0) and no answer, like a crashed peer or middlebox."""
