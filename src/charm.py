@@ -207,9 +207,12 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             if outcome.failure or outcome.report is None:
                 event.fail(outcome.failure or "the check did not run; see juju debug-log")
                 return
+            report = outcome.report
+            if event.params.get("runtime") is True and outcome.snapshot is not None:
+                report = self._with_runtime(outcome.snapshot)
             event.set_results(
                 check_results(
-                    outcome.report,
+                    report,
                     summary=outcome.status.message,
                     hint=f"Full change: juju run {self.unit.name} render-cilium-config",
                 )
@@ -328,6 +331,15 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             self._client = kube.in_cluster_client(timeout=API_TIMEOUT)
         return self._client
 
+    def _with_runtime(self, snapshot: Snapshot) -> Report:
+        """`runtime=true`: the report again, with ztunnel's counters; only this action imports the probe."""
+        import dataclasses
+
+        from istio_cilium_compat.runtime import probe
+
+        summary = probe(self._kube_client(), namespace=snapshot.istio_root_namespace, timeout=API_TIMEOUT)
+        return evaluate(dataclasses.replace(snapshot, runtime=summary))
+
     def _run_check(self) -> Outcome:
         try:
             config = self._config()
@@ -431,6 +443,8 @@ def check_results(report: Report, *, summary: str, hint: str | None = None) -> d
     }
     if findings:
         results["findings"] = findings
+    if report.runtime is not None:
+        results["runtime"] = json.dumps(report.runtime, separators=(",", ":"))
     return results
 
 

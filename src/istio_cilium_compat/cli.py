@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 if TYPE_CHECKING:
-    from .collect import Reads
+    from .collect import KubeApi, Reads
     from .report import Report
     from .snapshot import Snapshot
 
 PROG = "istio-cilium-compat"
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+RUNTIME_MAX_PODS = 100
+"""Default of --runtime-max-pods (runtime.DEFAULT_MAX_PODS; not imported: only --runtime pays for it)."""
 TARGETS = ("auto", "helm", "cilium-cli", "configmap-patch", "canonical-k8s", "canonical-k8s-charm")
 
 CHECK_EXIT_CODES = """\
@@ -163,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="report format; text wraps to the terminal width",
     )
+    runtime = check.add_argument_group("runtime evidence (live clusters only)")
+    runtime.add_argument(
+        "--runtime",
+        action="store_true",
+        help="also read ztunnel's connection counters through the API server's pod proxy "
+        "(needs get on pods/proxy)",
+    )
+    runtime.add_argument(
+        "--runtime-max-pods",
+        type=_positive,
+        default=RUNTIME_MAX_PODS,
+        metavar="N",
+        help=f"read at most N ztunnel pods (default {RUNTIME_MAX_PODS})",
+    )
     render = sub.add_parser(
         "render",
         help="print the recommended Cilium/Istio configuration change as a bash script",
@@ -204,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
 # -- input --------------------------------------------------------------------------
 
 
@@ -232,7 +258,21 @@ def load_input(args: argparse.Namespace) -> Input:
         )
     except CollectError as exc:
         raise InputError(f"{exc}; pass --kubeconfig FILE, or --manifests DIR for saved YAML") from exc
+    if getattr(args, "runtime", False) and _unreachable(snapshot) is None:
+        snapshot = _with_runtime(api, snapshot, args)
     return Input(snapshot, live=True)
+
+
+def _with_runtime(api: KubeApi, snapshot: Snapshot, args: argparse.Namespace) -> Snapshot:
+    """The snapshot plus what ztunnel's counters say (`check --runtime`)."""
+    import dataclasses
+
+    from .runtime import probe
+
+    summary = probe(
+        api, namespace=snapshot.istio_root_namespace, timeout=args.timeout, max_pods=args.runtime_max_pods
+    )
+    return dataclasses.replace(snapshot, runtime=summary)
 
 
 def load_snapshot(args: argparse.Namespace) -> Snapshot:
@@ -526,6 +566,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         unknown = extras[0]
         hint = _did_you_mean(unknown.split("=", 1)[0], options) if unknown.startswith("-") else ""
         _usage_error(sub, f"unrecognized arguments: {' '.join(extras)}{hint}")
+    if args.command == "check" and args.runtime and (args.manifests or args.cilium_values):
+        _usage_error(
+            sub,
+            "--runtime needs a live cluster (it reads ztunnel's metrics through the API server): "
+            "drop --manifests/--cilium-values",
+        )
     if args.command in ("check", "render"):
         if args.cilium_version and not args.cilium_values:
             _usage_error(sub, "--cilium-version needs --cilium-values FILE (it picks that chart's defaults)")

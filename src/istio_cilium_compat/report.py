@@ -107,6 +107,8 @@ class Report:
     cilium: Mapping[str, Any] = field(default_factory=dict)
     istio: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    runtime: Mapping[str, Any] | None = None
+    """What ztunnel's counters said, when a runtime probe ran (`check --runtime`)."""
 
     @property
     def ordered(self) -> list[Finding]:
@@ -132,8 +134,8 @@ class Report:
         return [f.id for f in self.ordered]
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON/YAML schema."""
-        return {
+        """The documented JSON/YAML schema; `runtime` only when a probe ran."""
+        data: dict[str, Any] = {
             "verdict": self.verdict.value,
             "findings": [f.to_dict() for f in self.ordered],
             "checks": list(self.checks),
@@ -141,6 +143,9 @@ class Report:
             "istio": dict(self.istio),
             "source": self.source,
         }
+        if self.runtime is not None:
+            data["runtime"] = dict(self.runtime)
+        return data
 
 
 def to_json(report: Report) -> str:
@@ -225,6 +230,8 @@ def to_text(report: Report, width: int | None = None, hint: str | None = None) -
             "",
             "  ",
         )
+    if report.runtime is not None:
+        lines.extend(_runtime_lines(report.runtime))
     if lines:
         lines.append("")
     for finding in report.ordered:
@@ -252,6 +259,25 @@ def to_text(report: Report, width: int | None = None, hint: str | None = None) -
     if hint:
         lines += _wrap(hint, width, "", "  ")
     return "\n".join(lines) + "\n"
+
+
+def _runtime_lines(runtime: Mapping[str, Any]) -> list[str]:
+    """The runtime section: what was read, and the sums (counters are cumulative)."""
+    pods = runtime.get("pods") or []
+    read = sum(1 for p in pods if p.get("read"))
+    inbound, outbound = runtime.get("inbound") or {}, runtime.get("outbound") or {}
+    more = ", more not read (--runtime-max-pods)" if runtime.get("more_pods") else ""
+    if runtime.get("list_error"):
+        return [f"Runtime (ztunnel metrics): not read: {_one_line(str(runtime['list_error']))}"]
+    return [
+        f"Runtime (ztunnel metrics, counters cumulative since each ztunnel started): "
+        f"{read} of {len(pods)} ztunnel pods read{more}",
+        f"  inbound connections:  {inbound.get('mutual_tls', 0)} mTLS, {inbound.get('plaintext', 0)} plaintext "
+        f"({inbound.get('plaintext_from_ambient', 0)} from ambient namespaces)",
+        f"  outbound connections: {outbound.get('with_service', 0)} to a Service, "
+        f"{outbound.get('without_service', 0)} without one "
+        f"({outbound.get('without_service_to_pod', 0)} to a pod IP)",
+    ]
 
 
 def _count(n: int, word: str) -> str:

@@ -132,6 +132,54 @@ class ReadProblem:
 
 
 @dataclass(frozen=True)
+class ZtunnelRead:
+    """One ztunnel pod the runtime probe meant to read, and what came of it."""
+
+    namespace: str
+    name: str
+    node: str
+    read: bool
+    """Its `istio_tcp_connections_opened` family was read completely (and is in the counts)."""
+    error: str | None = None
+    reason: Literal["", "forbidden", "error", "timeout", "too-large", "not-ready", "skipped"] = ""
+    """Why it was not read, for grouping: `skipped` = not attempted (cap, API unreachable, 403 before)."""
+
+
+@dataclass(frozen=True)
+class ConnectionCount:
+    """`istio_tcp_connections_opened_total` of one ztunnel, summed over the labels the rules ignore."""
+
+    reporter: str
+    """`source` (ztunnel's outbound side) or `destination` (its inbound side)."""
+    mutual_tls: bool
+    """`connection_security_policy="mutual_tls"`; anything else (`unknown`) is plaintext."""
+    source_namespace: str
+    source_workload: str
+    destination_namespace: str
+    destination_workload: str
+    destination_service: str
+    """Service hostname, or `unknown` when the connection was not addressed to a Service."""
+    node: str
+    """Node of the ztunnel that counted it."""
+    count: int
+
+
+@dataclass(frozen=True)
+class RuntimeSummary:
+    """What ztunnel's own counters said (`check --runtime`); cumulative since each ztunnel started."""
+
+    pods: tuple[ZtunnelRead, ...] = ()
+    connections: tuple[ConnectionCount, ...] = ()
+    list_problem: ReadProblem | None = None
+    """The ztunnel pods could not be listed (then `pods` is empty)."""
+    more_pods: bool = False
+    """More ztunnel pods exist than the probe was allowed to read (`--runtime-max-pods`)."""
+    max_pods: int = 0
+    max_bytes: int = 0
+    timeout: float = 0.0
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The cluster as the rules see it."""
 
@@ -159,6 +207,8 @@ class Snapshot:
     """Gateway objects (gateway.networking.k8s.io); waypoints have gatewayClassName istio-waypoint."""
     policies: tuple[Policy, ...] = ()
     problems: tuple[ReadProblem, ...] = ()
+    runtime: RuntimeSummary | None = None
+    """ztunnel's counters, when a runtime probe ran (live clusters only)."""
 
     @property
     def cilium_config(self) -> CiliumConfig | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.clusters import N_CHECKS
-from tests.fakekube import FakeKube
-from tests.harness import HookState, RelationState, run_hook
+from tests.fakekube import FakeKube, PodPort, load_objects
+from tests.harness import HookState, RelationState, run_action, run_hook
+from tests.ztunnel import Conn, exposition, ztunnel_pod
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
@@ -51,3 +52,28 @@ def test_relation_data_is_parsed_only_when_it_changes(tmp_path: Path) -> None:
             hook("istio-metadata-relation-changed", HookState(relations=[moved]), MOVED), "pydantic"
         )
         assert not imported(hook("update-status", HookState(relations=[moved]), MOVED), "pydantic")
+
+
+def test_hooks_never_run_or_import_the_runtime_probe(tmp_path: Path) -> None:
+    """The probe costs a request per ztunnel pod: only `check-compatibility runtime=true` pays for it."""
+    objects = [*load_objects(EXAMPLE), ztunnel_pod("ztunnel-a", "node-a")]
+    with FakeKube(objects) as fake:
+        body = exposition([Conn("source", ("bookinfo", "a"), ("bookinfo", "b"), None, True, 1)]).encode()
+        fake.serve_pod_port("istio-system", "ztunnel-a", 15020, PodPort(body))
+        env = {
+            "KUBECONFIG": str(fake.write_kubeconfig(tmp_path / "kubeconfig")),
+            "PYTHONPROFILEIMPORTTIME": "1",
+        }
+        for hook in ("install", "update-status"):
+            result = run_hook(REPO, hook, env=env).assert_ok()
+            assert not imported(result.stderr, "istio_cilium_compat.runtime"), hook
+            assert not imported(result.stderr, "istio_cilium_compat.exposition"), hook
+        plain = run_action(REPO, "check-compatibility", env=env).assert_ok()
+        assert not imported(plain.stderr, "istio_cilium_compat.runtime")
+        assert not [r for r in fake.requests if "/proxy/" in r.path]
+        probed = run_action(REPO, "check-compatibility", {"runtime": True}, env=env).assert_ok()
+        assert imported(probed.stderr, "istio_cilium_compat.runtime")
+        assert [r.path for r in fake.requests if "/proxy/" in r.path] == [
+            "/api/v1/namespaces/istio-system/pods/ztunnel-a:15020/proxy/metrics"
+        ]
+    assert "runtime" in probed.action_results()

@@ -130,7 +130,7 @@ def test_checks_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].startswith("CIC001  error")
     rules = [line for line in lines if line[:3] == "CIC"]
     assert [line[:6] for line in rules] == [*(r.id for r in registered()), "CIC002"]
-    assert rules[0][:6] == "CIC001" and "CIC023" in out
+    assert rules[0][:6] == "CIC001" and "CIC023" in out and "CIC030" in out
     assert rules[-1].startswith("CIC002  retired")
     assert lines[1] == "        source: " + registered()[0].sources[0]
     assert all(line.startswith("        source: ") for line in lines if line[:3] != "CIC")

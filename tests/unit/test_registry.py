@@ -13,7 +13,7 @@ from istio_cilium_compat.rules.facts import Facts
 from istio_cilium_compat.rules.registry import Hit, Rule, rule
 from istio_cilium_compat.snapshot import ReadProblem, Snapshot
 from tests import corpus
-from tests.unit import test_rules, test_waypoints
+from tests.unit import test_rules, test_runtime, test_waypoints
 
 SNAPSHOT_FIELDS = frozenset(Snapshot.__dataclass_fields__) | {"cilium_config", "istio_root_namespace"}
 
@@ -22,6 +22,7 @@ def _table() -> list[Snapshot]:
     snapshots = [build_snapshot(objects) for _, objects, _, _ in test_rules.CASES]
     snapshots += [build_snapshot(case.objects) for case in corpus.CASES]
     snapshots.append(test_waypoints.cluster())
+    snapshots += test_runtime.CASES
     base = build_snapshot(test_rules.healthy())
     for kind in ("forbidden", "error"):
         problem = ReadProblem(resource="pods", kind=kind, message="x")  # type: ignore[arg-type]

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from ..report import Finding, Report
 from ..snapshot import Snapshot
-from . import access, cilium, effective, istio, policies, waypoints
+from . import access, cilium, effective, istio, policies, runtime, waypoints
 from .facts import Facts, format_version
 from .registry import RETIRED, RULES, Hit, Rule, catalogue_markdown, registered
 
-_AREAS = (access, cilium, istio, policies, waypoints)  # imported for their registrations
+_AREAS = (access, cilium, effective, istio, policies, runtime, waypoints)  # imported for their registrations
 
 
 def evaluate(snapshot: Snapshot) -> Report:
     """Run every registered rule once and gather the report."""
     facts = Facts(snapshot)
-    rules = registered()
+    # Rules on ztunnel's counters run (and count as checks) only when a runtime probe ran.
+    rules = tuple(r for r in registered() if snapshot.runtime is not None or "runtime" not in r.reads)
     findings: list[Finding] = []
     for check in rules:
         finding = check.run(facts)
@@ -30,6 +31,7 @@ def evaluate(snapshot: Snapshot) -> Report:
         cilium=_cilium_context(facts),
         istio=_istio_context(facts),
         source=snapshot.source,
+        runtime=runtime.runtime_context(facts),
     )
 
 
