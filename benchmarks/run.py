@@ -16,6 +16,10 @@ is reported as MISS and the exit code is still 0; only a crash exits non-zero.
    pages) and wall time.
 3. ``istio-cilium-compat check --manifests FILE`` as a subprocess on the largest
    cluster saved as one YAML ``kind: List``, and as JSON.
+4. The runtime probe (``check --runtime``): 100 ztunnel pods behind the fake API's pod
+   proxy, each serving a busy node's metrics (``tests/ztunnel.py``: 30 workloads with 8
+   destinations each, both directions, four connection families); time, requests and
+   bytes per probe, compressed as ztunnel serves it and not.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import yaml  # noqa: E402
 from istio_cilium_compat.collect import client_from_kubeconfig, collect  # noqa: E402
 from istio_cilium_compat.rules import evaluate  # noqa: E402
 from tests.bigcluster import big_cluster  # noqa: E402
-from tests.fakekube import FakeKube, RecordedRequest  # noqa: E402
+from tests.fakekube import FakeKube, PodPort, RecordedRequest  # noqa: E402
 from tests.harness import HookResult, HookState, RelationState, run_hook  # noqa: E402
 
 BARE_CHARM = REPO / "benchmarks" / "bare_charm"
@@ -59,6 +63,8 @@ RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 HOOK = "update-status"
 
 HOOK_RATIO_MAX = 1.3
+RUNTIME_SECONDS_MAX = 5.0
+"""The runtime probe of 100 busy ztunnel pods, fake API in this process."""
 CHECK_SECONDS_MAX = 1.0
 MANIFESTS_SECONDS_MAX = 2.0
 IMPORTS_SHOWN = 8
@@ -80,6 +86,7 @@ class Plan:
 
 FULL = Plan(hook_runs=7, sizes=(10, 1_000, 5_000))
 QUICK = Plan(hook_runs=3, sizes=(10, 1_000), cli_runs=2)
+RUNTIME_PODS = {"full": 100, "quick": 10}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -360,6 +367,74 @@ def bench_checks(
     }
 
 
+# --------------------------------------------------------------------------- 4. runtime probe
+
+
+def busy_node_metrics(workloads: int = 30, destinations: int = 8) -> bytes:
+    """One node's ztunnel /metrics: every workload talks to `destinations` others, both directions."""
+    from tests.ztunnel import Conn, exposition
+
+    conns = []
+    for w in range(workloads):
+        source = (f"team-{w % 6}", f"app-{w}")
+        for d in range(destinations):
+            target = (f"team-{(w + d) % 6}", f"app-{(w + d + 1) % 40}")
+            service = f"{target[1]}.{target[0]}.svc.cluster.local" if d % 4 else None
+            conns.append(Conn("source", source, target, service, True, 10 + w + d))
+            conns.append(Conn("destination", target, source, service, d % 8 != 7, 10 + w))
+    return exposition(conns).encode()
+
+
+def bench_runtime(runs: int, pods: int, workdir: Path) -> dict[str, Any]:
+    from istio_cilium_compat.runtime import MAX_BYTES, ProbeStats, probe
+    from tests.clusters import healthy
+    from tests.ztunnel import ztunnel_pod
+
+    body = busy_node_metrics()
+    objects = [*healthy(), *(ztunnel_pod(f"ztunnel-{i:03d}", f"node-{i:03d}") for i in range(pods))]
+    variants: dict[str, Any] = {}
+    for name, gzip in (("gzip", True), ("identity", False)):
+        answer = PodPort(body, gzip=gzip)  # one body for every pod (its gzip is computed once)
+        with fake_cluster(objects, workdir) as (fake, kubeconfig):
+            for i in range(pods):
+                fake.serve_pod_port("istio-system", f"ztunnel-{i:03d}", 15020, answer)
+            times: list[float] = []
+            stats = ProbeStats()
+            summary = None
+            for _ in range(runs + 1):  # the first run warms the client up, not counted
+                fake.clear_requests()
+                stats = ProbeStats()
+                api = client_from_kubeconfig(str(kubeconfig), None, timeout=30.0)
+                start = time.perf_counter()
+                summary = probe(api, namespace="istio-system", stats=stats)
+                times.append(time.perf_counter() - start)
+                api.close()
+            requests = list(fake.requests)
+            only_gets(requests, "the runtime probe")
+        assert summary is not None
+        if stats.requests != len(requests) or not all(p.read for p in summary.pods):
+            raise RuntimeError(
+                f"probe: {stats.requests} requests counted, {len(requests)} seen; {summary.pods[:2]}"
+            )
+        measured = times[1:]
+        variants[name] = {
+            "median_s": median(measured),
+            "seconds": measured,
+            "requests": len(requests),
+            "wire_bytes_per_pod": stats.wire_bytes // pods,
+            "text_bytes_per_pod": stats.text_bytes // pods,
+            "connections_counted": sum(c.count for c in summary.connections),
+        }
+    return {
+        "pods": pods,
+        "runs": runs,
+        "body_bytes": len(body),
+        "series_per_family": body.count(b"istio_tcp_connections_opened_total{"),
+        "max_bytes": MAX_BYTES,
+        **variants,
+    }
+
+
 # --------------------------------------------------------------------------- 3. check --manifests
 
 
@@ -436,7 +511,9 @@ def bench_manifests(
 # --------------------------------------------------------------------------- report
 
 
-def targets(hook: dict[str, Any], checks: dict[str, Any], manifests: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(
+    hook: dict[str, Any], checks: dict[str, Any], manifests: dict[str, Any], runtime: dict[str, Any]
+) -> list[dict[str, Any]]:
     large = checks["sizes"][-1]
     small = checks["sizes"][0]
     n = f"{large['namespaces']:,}"
@@ -467,6 +544,12 @@ def targets(hook: dict[str, Any], checks: dict[str, Any], manifests: dict[str, A
             "figure": secs(manifests["yaml"]["median_s"]),
             "target": f"< {MANIFESTS_SECONDS_MAX:g} s",
             "pass": manifests["yaml"]["median_s"] < MANIFESTS_SECONDS_MAX,
+        },
+        {
+            "name": f"runtime probe, {runtime['pods']} busy ztunnel pods",
+            "figure": f"{secs(runtime['gzip']['median_s'])}, {runtime['gzip']['requests']} requests",
+            "target": f"< {RUNTIME_SECONDS_MAX:g} s",
+            "pass": runtime["gzip"]["median_s"] < RUNTIME_SECONDS_MAX,
         },
     ]
 
@@ -539,6 +622,20 @@ def print_table(results: dict[str, Any]) -> None:
         f"   (writing the YAML with the {meta['yaml_dumper']} took {secs(manifests['yaml_write_s'])}; not measured)"
     )
     add("")
+    runtime = results["runtime_probe"]
+    add(
+        f"4. Runtime probe (check --runtime): {runtime['pods']} ztunnel pods, a busy node's /metrics each "
+        f"({runtime['body_bytes'] / 1024:.0f} KiB, {runtime['series_per_family']} series per family), "
+        f"median of {runtime['runs']}"
+    )
+    add("   served as       wall  requests  wire/pod  text read/pod  connections counted")
+    for key in ("gzip", "identity"):
+        row = runtime[key]
+        add(
+            f"   {key:<10} {secs(row['median_s']):>9} {row['requests']:>9} {row['wire_bytes_per_pod'] / 1024:>6.0f} KiB"
+            f" {row['text_bytes_per_pod'] / 1024:>10.0f} KiB  {row['connections_counted']:>10,}"
+        )
+    add("")
     add("Targets")
     for target in results["targets"]:
         add(
@@ -579,6 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hook = bench_hook(plan, workdir)
         checks = bench_checks(plan, clusters, workdir)
         manifests = bench_manifests(plan, clusters, workdir)
+        mode = "quick" if args.quick else "full"
+        runtime = bench_runtime(plan.check_runs, RUNTIME_PODS[mode], workdir)
 
     results: dict[str, Any] = {
         "meta": {
@@ -593,8 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hook_cold_start": hook,
         "check_requests": checks,
         "manifests_check": manifests,
+        "runtime_probe": runtime,
     }
-    results["targets"] = targets(hook, checks, manifests)
+    results["targets"] = targets(hook, checks, manifests, runtime)
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -25,7 +25,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+# Quoted values as "unrolled loops" (runs of plain characters between escapes): every repetition
+# matches one way only, so a hostile line cannot make the matcher backtrack, and runs are fast.
+_PAIR = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"\\]*(?:\\.[^"\\]*)*)"\s*(,\s*\}|,|\})')
+"""One `name="value"` and what follows it: `,` (more labels), `}` (the end) or a trailing `,}`."""
+_EMPTY = re.compile(r"\s*\}")
 _UNESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "\\": "\\", '"': '"'}
 
@@ -36,41 +40,36 @@ class ParseError(ValueError):
     """A sample line that is not `name{labels} value`."""
 
 
+def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
+    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), value)
+
+
+def _label_set(line: str, pos: int) -> tuple[Labels, int]:
+    """The label set whose `{` is at `pos` -> (labels, index after its `}`), in one pass."""
+    labels: Labels = {}
+    empty = _EMPTY.match(line, pos + 1)
+    if empty is not None:
+        return labels, empty.end()
+    pos += 1
+    while True:
+        match = _PAIR.match(line, pos)
+        if match is None:
+            raise ParseError(f"bad label set at {line[pos : pos + 40]!r}")
+        key, value, after = match.groups()
+        labels[key] = _unescape(value)
+        pos = match.end()
+        if after != ",":
+            return labels, pos
+
+
 def parse_labels(text: str) -> Labels:
     r"""`a="1",b="x\"y"` (between the braces) -> {"a": "1", "b": 'x"y'}."""
-    labels: Labels = {}
-    pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        match = _LABEL.match(text, pos)
-        if match is None:
-            raise ParseError(f"bad label set at {text[pos : pos + 40]!r}")
-        value = match.group(2)
-        if "\\" in value:
-            value = _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), value)
-        labels[match.group(1)] = value
-        pos = match.end()
+    labels, end = _label_set("{" + text + "}", 0)
+    if end != len(text) + 2:
+        raise ParseError(f"bad label set {text[:60]!r}")
     return labels
-
-
-def _label_end(line: str, start: int) -> int:
-    """Index of the `}` closing the label set opened at `start`, skipping quoted values."""
-    quoted = False
-    i = start + 1
-    while i < len(line):
-        char = line[i]
-        if quoted:
-            if char == "\\":
-                i += 1
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char == "}":
-            return i
-        i += 1
-    raise ParseError("label set not closed")
 
 
 def parse_value(text: str) -> float:
@@ -83,18 +82,15 @@ def parse_value(text: str) -> float:
 
 def parse_sample(line: str) -> tuple[str, Labels, float]:
     """`name{labels} value [timestamp] [# exemplar]` -> (name, labels, value)."""
-    brace = line.find("{")
-    space = line.find(" ")
+    brace, space = line.find("{"), line.find(" ")
     if brace != -1 and (space == -1 or brace < space):
         name = line[:brace]
-        end = _label_end(line, brace)
-        labels = parse_labels(line[brace + 1 : end])
-        rest = line[end + 1 :]
+        labels, end = _label_set(line, brace)
+    elif space != -1:
+        name, labels, end = line[:space], {}, space
     else:
-        if space == -1:
-            raise ParseError("no value")
-        name, labels, rest = line[:space], {}, line[space:]
-    fields = rest.split()
+        raise ParseError("no value")
+    fields = line[end:].split(None, 1)
     if not name or not fields:
         raise ParseError("no name or no value")
     return name, labels, parse_value(fields[0])

@@ -45,4 +45,11 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     for key in ("yaml", "json"):
         assert manifests[key]["exit_code"] == 0
         assert manifests[key]["verdict"] == "compatible"
-    assert len(results["targets"]) == 4
+    runtime = results["runtime_probe"]
+    assert runtime["pods"] == 10
+    for key in ("gzip", "identity"):
+        assert runtime[key]["requests"] == 1 + runtime["pods"]
+        assert 0 < runtime[key]["text_bytes_per_pod"] < runtime["body_bytes"]  # stopped after the family
+    assert runtime["gzip"]["wire_bytes_per_pod"] < runtime["identity"]["wire_bytes_per_pod"]
+    assert runtime["gzip"]["connections_counted"] == runtime["identity"]["connections_counted"] > 0
+    assert len(results["targets"]) == 5

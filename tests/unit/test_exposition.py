@@ -148,7 +148,7 @@ def test_malformed_lines_are_counted_and_skipped() -> None:
     scanner = scan(body)
     assert scanner.bad_lines == 4
     assert [v for _, v in scanner.values()] == [6]
-    assert scanner.first_error.startswith("label set not closed")
+    assert scanner.first_error.startswith("bad label set at")
 
 
 def test_non_finite_and_negative_values_are_not_counts() -> None:

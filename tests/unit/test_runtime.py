@@ -199,9 +199,7 @@ def test_forbidden_pod_proxy_names_the_permission_and_stops(tmp_path: Path) -> N
         "Pod istio-system/ztunnel-b on node node-b",
         "Pod istio-system/ztunnel-c on node node-c",
     ]
-    assert (
-        finding.evidence[1].note == "not attempted: not read: pods/proxy get is forbidden (see the first pod)"
-    )
+    assert finding.evidence[1].note == "not read: pods/proxy get is forbidden (see the first pod)"
     assert "resources: [pods/proxy], verbs: [get]" in finding.fix
     assert report.verdict.value == "compatible"
 

@@ -281,7 +281,7 @@ def unread_pods(facts: Facts) -> Hit | None:
     evidence = [
         Evidence(
             object=object_name("Pod", p.namespace, p.name) + (f" on node {p.node}" if p.node else ""),
-            note=f"{_WHY.get(p.reason, p.reason)}: {p.error or ''}".rstrip(": "),
+            note=p.error or _WHY.get(p.reason, p.reason),
         )
         for p in unread
     ]
