@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--runtime",
         action="store_true",
         help="also read ztunnel's connection counters through the API server's pod proxy "
-        "(needs get on pods/proxy)",
+        "(needs get on pods/proxy; default: off)",
     )
     runtime.add_argument(
         "--runtime-max-pods",

@@ -8,14 +8,15 @@ until its first increment, and every family's samples contiguous after its
 descriptor.
 
 Why not a maintained parser: `prometheus_client` (the Python client, 0.26) was
-measured here. Importing either of its parsers costs 120-200 ms (it imports the
-whole client); its Prometheus-text parser files `..._opened_total` samples under a
-family of their own, apart from the `# TYPE ..._opened counter` line; its
-OpenMetrics parser reads the shape right but rejects any body without `# EOF`
-(so any capped read) and the whole body on one malformed line, and it only parses
-a complete text, while the probe wants to stop reading as soon as the one family
-it needs has ended. So this module is a small scanner for that one family,
-tolerant of the rest: a line it cannot parse is counted and skipped.
+measured here on the same text (a busy node's 1.7 MiB body, 480 series per family).
+Importing either of its parsers costs 120-200 ms (it imports the whole client); its
+Prometheus-text parser files `..._opened_total` samples under a family of their own,
+apart from the `# TYPE ..._opened counter` line; its OpenMetrics parser reads the
+shape right but rejects any body without `# EOF` (so any capped read) and the whole
+body on one malformed line, needs the complete text, and took 270 ms of CPU for the
+body (65 ms for the opened family alone). This scanner reads one family as the body
+streams in, says when it has ended so the probe stops reading, takes about 9 ms of
+CPU for that family, and counts and skips a line it cannot parse.
 """
 
 from __future__ import annotations
