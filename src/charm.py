@@ -41,8 +41,6 @@ API_TIMEOUT = 5.0
 STATUS_MAX = 120
 """`juju status` shows a message on one line; longer ones wrap or are cut by terminals."""
 ACTION = "check-compatibility"
-NO_CONFIG = "(no Cilium setting to change)"
-NO_APPLY = "(no command to run)"
 RESULT_TEXT_MAX = 60_000
 """Juju passes action results on a command line (~100 KB in all)."""
 
@@ -210,6 +208,10 @@ class IstioCiliumCompatCharm(ops.CharmBase):
             report = outcome.report
             if event.params.get("runtime") is True and outcome.snapshot is not None:
                 report = self._with_runtime(outcome.snapshot)
+            if outcome.snapshot is not None:
+                from istio_cilium_compat.render import with_fixes  # jinja2: only output paths pay for it
+
+                report = with_fixes(outcome.snapshot, report)
             event.set_results(
                 check_results(
                     report,
@@ -233,24 +235,14 @@ class IstioCiliumCompatCharm(ops.CharmBase):
                 # Without cilium-config every setting is unknown: "nothing to change" would be a lie.
                 event.fail(f"no cilium-config was read, nothing to render: {outcome.status.message}")
                 return
-            from istio_cilium_compat.render import render  # jinja2: only this action pays for it
+            from istio_cilium_compat.render import action_results, render  # jinja2: only this action
 
             try:
                 rendered = render(outcome.snapshot, outcome.report, target=target, scope=scope)
             except ValueError as exc:
                 event.fail(f"invalid parameter: {exc}")
                 return
-            # Whether Juju keeps an empty result value is unverified (DESIGN.md): send none.
-            results = {
-                "target": str(rendered.target),
-                "scope": scope,
-                "config": str(rendered.config) or NO_CONFIG,
-                "apply": str(rendered.apply) or NO_APPLY,
-                "nothing-to-change": "true" if rendered.nothing_to_change else "false",
-            }
-            if rendered.istio:
-                results["istio"] = str(rendered.istio)
-            event.set_results(results)
+            event.set_results(action_results(rendered))  # what `render -o json` prints, never an empty value
         except Exception as exc:
             logger.exception("render-cilium-config failed")
             event.fail(internal_error(exc))

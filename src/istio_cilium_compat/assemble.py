@@ -397,17 +397,23 @@ def _policy(obj: Mapping[str, Any]) -> Policy:
     kind = as_str(obj.get("kind"))
     namespace, name = _meta(obj)
     specs: list[Mapping[str, object]] = []
+    paths: list[str] = []
     spec = field_map(obj, "spec", "")
     if spec or obj.get("spec") is not None:
         specs.append(spec)
+        paths.append("/spec")
     elif kind == "NetworkPolicy":
         specs.append({})  # the API server stores a null spec as {}: selects every pod, isolates ingress
-    specs.extend(items_of(obj, "specs", ""))
+        paths.append("/spec")
+    for index, item in enumerate(items_of(obj, "specs", "")):
+        specs.append(item)
+        paths.append(f"/specs/{index}")
     return Policy(
         kind=kind,
         namespace=None if kind == "CiliumClusterwideNetworkPolicy" else namespace,
         name=name,
         specs=tuple(specs),
+        paths=tuple(paths),
     )
 
 

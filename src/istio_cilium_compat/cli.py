@@ -201,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="changes",
         help="changes: only what the findings call for; full: every setting the checks read",
     )
+    render.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: the bash script; json: its parts, as the charm's render-cilium-config action returns them",
+    )
     dump = sub.add_parser(
         "dump",
         help="save what check reads from the live cluster, for check --manifests elsewhere",
@@ -412,11 +419,13 @@ def _note(text: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`check`: print the report; the exit code is the verdict."""
+    from .render import with_fixes
     from .report import Severity, Verdict, format_report
     from .rules import evaluate
 
     loaded = load_input(args)
-    report = evaluate(loaded.snapshot)
+    # Each finding's fix is its remedy, rendered for the tool that manages this Cilium.
+    report = with_fixes(loaded.snapshot, evaluate(loaded.snapshot))
     reason = _unreachable(loaded.snapshot)
     if reason:
         if args.output != "text":  # machines still get the structured findings
@@ -456,7 +465,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"error: nothing to render: {_unknown_reason(loaded.snapshot, loaded.live)}", file=sys.stderr)
         return EXIT_UNKNOWN
     rendered = render(loaded.snapshot, report, target=args.target, scope=args.scope)
-    sys.stdout.write(rendered.text())
+    if args.output == "json":
+        import json
+
+        sys.stdout.write(json.dumps(rendered.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(rendered.text())
     if report.verdict is Verdict.UNKNOWN:
         print(
             f"warning: rendered from an incomplete read: {_unknown_reason(loaded.snapshot, loaded.live)}",

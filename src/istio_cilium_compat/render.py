@@ -1,147 +1,103 @@
-"""The configuration change a cluster needs, written for the tool that manages its Cilium.
+"""The change a cluster needs, written for the tool that manages its Cilium.
 
-A finding says what is wrong; this module prints what to run. Every value that
-comes from the cluster (namespaces, release and object names) is escaped for the
-language it lands in by the template filters registered here, so a hostile name
-stays inside its quoting. jinja2 is imported only when rendering: the charm
-imports this module inside its action, and a hook must not pay for it.
+A finding says what is wrong and carries a `Remedy` (settings and objects to change);
+this module is the only place that turns remedies into commands, for a target: the
+`render` script, the charm action's result and every finding's `fix` text come from
+the same plan. Every value that comes from the cluster (namespaces, release and object
+names) is escaped for the language it lands in by the template filters registered
+here, so a hostile name stays inside its quoting. jinja2 is imported only when
+rendering: the charm's status path never imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
-import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .report import Report, Severity
-from .rules.facts import DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR, Facts, format_version, parse_bool
+from .remedy import CiliumSetting, PolicyRef, Remedy
+from .report import Finding, Report, Severity
+from .rules.facts import (
+    DEFAULT_CNI_BIN_DIR,
+    DEFAULT_CNI_CONF_DIR,
+    Facts,
+    format_version,
+    parse_bool,
+)
 
 if TYPE_CHECKING:
     import jinja2
 
-    from .snapshot import DaemonSetInfo, Snapshot
+    from .snapshot import Snapshot
 
 TARGETS = ("helm", "cilium-cli", "configmap-patch", "canonical-k8s", "canonical-k8s-charm")
 SCOPES = ("changes", "full")
 CANONICAL_TARGETS = ("canonical-k8s", "canonical-k8s-charm")
-VALUES_FILE = "values-istio-ambient.yaml"
-CK_CHART = "/snap/k8s/current/k8s/manifests/charts/cilium-*.tgz"
-"""The Cilium chart k8sd installs as ck-network: `$SNAP/k8s/manifests/charts/cilium-<version>.tgz`,
-one per snap revision (canonical/k8sd `features/cilium/chart.go`). A glob, because the chart
-version is not the agent image's (e.g. chart 1.17.1 ran image 1.17.12-ck0-static)."""
+HELM_REPO = "https://helm.cilium.io/"
+CK_CHARTS = "/snap/k8s/current/k8s/manifests/charts"
+"""Where the k8s snap ships the chart k8sd installs ck-network from, `cilium-<chart version>.tgz`
+(canonical/k8s-snap src/k8s/pkg/snap/snap.go HelmClient: `$SNAP/k8s/manifests`;
+src/k8s/pkg/k8sd/features/cilium/chart.go ChartCilium.ManifestPath `charts/cilium-<v>.tgz`)."""
+PROBE_IPV4 = "169.254.7.127"
+PROBE_IPV6 = "fd16:9254:7127:1337:ffff:ffff:ffff:ffff"
+"""Istio's probe SNAT addresses, overridable by HOST_PROBE_SNAT_IP / HOST_PROBE_SNAT_IPV6 on
+istio-cni-node (istio/istio cni/pkg/nodeagent/options.go)."""
 ENABLE_DEFAULT_DENY_SINCE = (1, 16)
-UPSTREAM_REPOSITORIES = frozenset({"quay.io/cilium/cilium", "docker.io/cilium/cilium", "cilium/cilium"})
+NON_DEFAULT_DENY_KEY = "enable-non-default-deny-policies"
+NON_DEFAULT_DENY_SINCE = (1, 17)
+PEER_AUTH_V1_SINCE = (1, 22)
+CCNP_NAME = "allow-ambient-hostprobes"
+RESULT_KEYS = (
+    "target",
+    "scope",
+    "config",
+    "apply",
+    "istio",
+    "nothing_to_change",
+    "addressed",
+    "not_addressed",
+)
 
 _CONFIG_TITLES = {
-    "helm": f"Helm values ({VALUES_FILE})",
-    "cilium-cli": "cilium CLI",
+    "helm": "Helm values (the commands below set them with --set; keep them in your values file too)",
+    "cilium-cli": "cilium-config keys",
     "configmap-patch": "JSON merge patch for ConfigMap cilium-config",
     "canonical-k8s": "Helm values of the ck-network release and cluster annotations",
     "canonical-k8s-charm": "Helm values of the ck-network release and cluster annotations",
 }
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One cilium-config key Istio ambient needs, and how each tool spells it."""
-
-    finding: str
-    key: str
-    value: str
-    helm_path: str
-    absent_ok: bool
-    """Whether the agent default (key absent) is already the needed value."""
-
-    @property
-    def wanted(self) -> bool:
-        """The needed value as a boolean."""
-        return self.value == "true"
-
-    def satisfied_by(self, raw: str | None) -> bool:
-        """True when `raw` (None: absent) already gives the needed value."""
-        return self.absent_ok if raw is None else parse_bool(raw) is self.wanted
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("CIC001", "bpf-lb-sock-hostns-only", "true", "socketLB.hostNamespaceOnly", absent_ok=False),
-    Setting("CIC003", "cni-exclusive", "false", "cni.exclusive", absent_ok=True),
-    Setting("CIC010", "enable-bpf-masquerade", "false", "bpf.masquerade", absent_ok=True),
-    Setting("CIC011", "enable-host-legacy-routing", "true", "bpf.hostLegacyRouting", absent_ok=True),
-    # The chart writes enable-ztunnel only for encryption.type=ztunnel, as encryption.enabled.
-    Setting("CIC012", "enable-ztunnel", "false", "encryption.enabled", absent_ok=True),
-)
-ISTIO_FINDINGS = ("CIC004", "CIC005")
-SAME_AS = {"CIC022": "CIC001"}
-"""Findings whose change is another's (CIC022's waypoints come back with CIC001's setting)."""
-RESTART_FINDING = "CIC009"
-HANDLED = frozenset({*(s.finding for s in SETTINGS), *ISTIO_FINDINGS, RESTART_FINDING, *SAME_AS})
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """The change for one target: configuration, the commands that apply it, Istio's side."""
-
-    target: str
-    scope: str
-    config: str
-    apply: str
-    istio: str
-    nothing_to_change: bool
-    notes: str = ""
-    """Comment lines: how Cilium is managed, which findings this covers, what it leaves out."""
-
-    def text(self) -> str:
-        """What `istio-cilium-compat render` prints: commented sections, ready to read or paste."""
-        out = [f"# istio-cilium-compat render: target {self.target}, scope {self.scope}\n"]
-        if self.notes:
-            out.append(_ended(self.notes))
-        if self.nothing_to_change and "# Nothing to change" not in self.notes:
-            out.append(
-                "# Nothing to change: Cilium and Istio already have the settings Istio ambient needs.\n"
-            )
-        for title, body in (
-            (_CONFIG_TITLES.get(self.target, "Configuration"), self.config),
-            ("Apply", self.apply),
-            ("Istio", self.istio),
-        ):
-            if body.strip():
-                out.append(f"\n# == {title} ==\n{_ended(body)}")
-        return "".join(out)
-
-
-def _ended(text: str) -> str:
-    """Sections are joined line-wise: each must end with a newline."""
-    return text if text.endswith("\n") else text + "\n"
-
-
-def _check_choice(kind: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {kind} {value!r}: choose one of {', '.join(allowed)}")
-
-
-def resolve_target(snapshot: Snapshot, target: str) -> str:
-    """`auto` becomes the tool that manages this cluster's Cilium; others are validated."""
-    _check_choice("target", target, ("auto", *TARGETS))
-    if target != "auto":
-        return target
-    managed_by = Facts(snapshot).managed_by
-    if managed_by == "canonical-k8s":
-        return "canonical-k8s"
-    if managed_by == "helm":
-        return "helm"
-    return "cilium-cli"
-
-
 # ----------------------------------------------------------------------------- escaping filters
 
 
 def sh(value: object) -> str:
-    """A single shell word, whatever the value holds."""
-    return shlex.quote(str(value))
+    """A single shell word on one line, whatever the value holds.
+
+    shlex.quote keeps a newline inside its quotes, which would let cluster data start a new
+    line of a printed fix; bash's $'...' spells every non-printable character as an escape.
+    """
+    word = str(value)
+    if word.isprintable():
+        return shlex.quote(word)
+    escaped = "".join(
+        {"\\": "\\\\", "'": "\\'"}.get(ch, ch) if ch.isprintable() else _escape(ch) for ch in word
+    )
+    return f"$'{escaped}'"
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def sh_block(block: str) -> str:
+    """A script of our own lines as one shell word (for `juju exec`); cluster words in it are `sh`-quoted."""
+    return shlex.quote(block)
 
 
 def yaml_str(value: object) -> str:
@@ -172,6 +128,17 @@ def one_line(value: object) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
 
 
+def remote_script(block: str) -> str:
+    """A block for `juju exec`: a script of several lines stops at its first failing command."""
+    block = block.strip()
+    return f"set -eu\n{block}" if "\n" in block else block
+
+
+def commented(text: str) -> str:
+    """Every line of `text` as a `#` comment (settings are shown, never run)."""
+    return "".join(f"# {one_line(line)}".rstrip() + "\n" for line in text.splitlines())
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     import jinja2
@@ -184,11 +151,62 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(sh=sh, yaml_str=yaml_str, json=to_json, one_line=one_line)
+    env.filters.update(
+        sh=sh,
+        yaml_str=yaml_str,
+        json=to_json,
+        one_line=one_line,
+        remote_script=remote_script,
+        sh_block=sh_block,
+    )
     return env
 
 
+# ----------------------------------------------------------------------------- targets
+
+
+def _check_choice(kind: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r}: choose one of {', '.join(allowed)}")
+
+
+def resolve_target(snapshot: Snapshot, target: str) -> str:
+    """`auto` becomes the tool that manages this cluster's Cilium; others are validated.
+
+    `helm` on a k8sd-managed Cilium becomes `canonical-k8s`: a plain `helm upgrade` of
+    ck-network would replace the chart k8sd installs from the snap.
+    """
+    _check_choice("target", target, ("auto", *TARGETS))
+    managed_by = Facts(snapshot).managed_by
+    if target == "helm" and managed_by == "canonical-k8s":
+        return "canonical-k8s"
+    if target != "auto":
+        return target
+    if managed_by == "canonical-k8s":
+        return "canonical-k8s"
+    if managed_by == "helm":
+        return "helm"
+    return "cilium-cli"
+
+
 # ----------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Write:
+    """A cilium-config setting the rendering writes, and the findings that ask for it."""
+
+    setting: CiliumSetting
+    findings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A setting the rendering refuses to write: the agent would not start with it."""
+
+    setting: CiliumSetting
+    findings: tuple[str, ...]
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -206,101 +224,371 @@ class NodePatch:
         return {"spec": {"defaults": dict(self.defaults)}}
 
 
-@dataclass
-class _Plan:
-    """What to change, derived once from the findings; the templates only format it."""
+@dataclass(frozen=True)
+class PolicyPatch:
+    """A JSON patch adding the probe allowance to one isolating policy spec."""
 
-    settings: list[Setting] = field(default_factory=list)
+    ref: PolicyRef
+    ops: list[dict[str, Any]]
+
+    @property
+    def resource(self) -> str:
+        """The kubectl resource name of the policy's kind."""
+        return self.ref.kind.lower()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How the kubelet probes of ambient pods are let in."""
+
+    mode: Literal["clusterwide", "per-policy", "none"]
+    cidrs: tuple[str, ...]
+    why: str
+    """Why this mode: the Cilium facts that make the clusterwide policy safe, or not."""
+    default_deny_field: bool = False
+    """enableDefaultDeny exists (Cilium >= 1.16) and goes into the clusterwide policy."""
+    patches: tuple[PolicyPatch, ...] = ()
+
+
+@dataclass
+class Plan:
+    """What to change, derived once from remedies; the templates only format it."""
+
+    writes: list[Write] = field(default_factory=list)
+    blocked: list[Blocked] = field(default_factory=list)
     node_patches: list[NodePatch] = field(default_factory=list)
     restart: bool = False
     platform: bool = False
-    peer_auth: bool = False
-    ccnp: bool = False
+    probe: Probe | None = None
+    strict_mtls: bool = False
+    steps: list[str] = field(default_factory=list)
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to print: `nothing_to_change`."""
-        return not (
-            self.settings or self.node_patches or self.restart or self.platform or self.peer_auth or self.ccnp
-        )
-
-
-def _active(report: Report) -> set[str]:
-    """Ids of the findings that ask for a change (INFO findings are context only)."""
-    return {f.id for f in report.findings if f.severity is not Severity.INFO}
+    def runs_nothing(self, target: str) -> bool:
+        """No command to run for `target` (`nothing_to_change`); advice in comments may remain."""
+        probe = self.probe is not None and self.probe.mode != "none"
+        platform = self.platform and target in CANONICAL_TARGETS
+        return not (self.writes or self.node_patches or self.restart or platform or probe or self.strict_mtls)
 
 
-def _plan(facts: Facts, active: set[str], scope: str, target: str) -> _Plan:
-    full = scope == "full"
-    plan = _Plan()
+def _ids(requests: Iterable[tuple[str, Remedy]], pick: Any) -> dict[Any, list[str]]:
+    """Items of the remedies (by `pick`), each with the findings that ask for it, in order."""
+    found: dict[Any, list[str]] = {}
+    for finding, remedy in requests:
+        for item in pick(remedy):
+            ids = found.setdefault(item, [])
+            if finding and finding not in ids:
+                ids.append(finding)
+    return found
+
+
+def _views(facts: Facts) -> list[Mapping[str, str]]:
+    """cilium-config, and cilium-config with each CiliumNodeConfig's overrides on top."""
     data = facts.config.data if facts.config is not None else {}
-    called_for = [s for s in SETTINGS if full or s.finding in active]
-    plan.settings = [s for s in called_for if full or not s.satisfied_by(data.get(s.key))]
+    return [data, *({**data, **nc.defaults} for nc in facts.snapshot.node_configs)]
+
+
+def probe_cidrs(facts: Facts) -> tuple[str, ...]:
+    """The source addresses of SNAT-ed kubelet probes, one /32 or /128 per IP family the cluster runs.
+
+    Istio's defaults, or istio-cni-node's HOST_PROBE_SNAT_IP / HOST_PROBE_SNAT_IPV6 (the IPv6 one
+    from Istio 1.23; istio/istio cni/pkg/nodeagent/options.go). Dual-stack clusters get both: an
+    allowance from an address that never appears costs nothing.
+    """
+    env = facts.istio_cni.env if facts.istio_cni is not None else {}
+    views = _views(facts)
+    ipv4 = not views or any(parse_bool(v.get("enable-ipv4", "true")) is not False for v in views)
+    ipv6 = any(parse_bool(v.get("enable-ipv6", "false")) for v in views) or not ipv4
+    wanted = [("HOST_PROBE_SNAT_IP", PROBE_IPV4)] if ipv4 else []
+    if ipv6:
+        wanted.append(("" if facts.istio_before(1, 23) else "HOST_PROBE_SNAT_IPV6", PROBE_IPV6))
+    cidrs = []
+    for variable, default in wanted:
+        try:
+            address = ipaddress.ip_address(env.get(variable) or default)
+        except ValueError:
+            address = ipaddress.ip_address(default)  # istio-cni refuses it too (netip.MustParseAddr)
+        if address.version != ipaddress.ip_address(default).version:
+            address = ipaddress.ip_address(default)
+        cidrs.append(f"{address}/{address.max_prefixlen}")
+    return tuple(cidrs)
+
+
+def clusterwide_probe_policy_safe(facts: Facts) -> tuple[bool, str]:
+    """Whether `endpointSelector: {}` with enableDefaultDeny false isolates nothing, and why.
+
+    The agent honours enableDefaultDeny from Cilium 1.16; from 1.17,
+    `enable-non-default-deny-policies: "false"` makes it ignore the field, and such a
+    policy puts every pod into ingress default-deny (cilium/cilium
+    pkg/policy/api/rule_validation.go Rule.Sanitize). Where `enable-policy` is `always` on
+    every node, every endpoint is default-deny anyway and an allow policy only allows.
+    """
+    views = _views(facts)
+    if views and all((v.get("enable-policy") or "").lower() == "always" for v in views):
+        return True, "enable-policy is always on every node: every endpoint is default-deny already"
+    version = facts.version
+    if version is None:
+        return (
+            False,
+            "the Cilium version is unknown, so is whether it honours enableDefaultDeny (Cilium >= 1.16)",
+        )
+    shown = format_version(version)
+    if version[:2] < ENABLE_DEFAULT_DENY_SINCE:
+        return (
+            False,
+            f"Cilium {shown} has no enableDefaultDeny (from 1.16): the policy would isolate every pod",
+        )
+    if version[:2] >= NON_DEFAULT_DENY_SINCE:
+        for view in views:
+            raw = view.get(NON_DEFAULT_DENY_KEY)
+            if raw is not None and parse_bool(raw) is not True:
+                return False, (
+                    f'{NON_DEFAULT_DENY_KEY} is "{raw}": the agent ignores enableDefaultDeny: false, '
+                    "so the policy would isolate every pod"
+                )
+    return True, f"Cilium {shown} honours enableDefaultDeny: the policy isolates no pod"
+
+
+def _policy_patch(ref: PolicyRef, cidrs: Sequence[str]) -> PolicyPatch:
+    if ref.kind == "NetworkPolicy":
+        rule: dict[str, Any] = {"from": [{"ipBlock": {"cidr": c}} for c in cidrs]}
+    else:
+        rule = {"fromCIDR": list(cidrs)}
+    path = f"{ref.path}/ingress"
+    op = (
+        {"op": "add", "path": f"{path}/-", "value": rule}
+        if ref.has_ingress
+        else {"op": "add", "path": path, "value": [rule]}
+    )
+    return PolicyPatch(ref, [op])
+
+
+def _probe(facts: Facts, isolating: Sequence[PolicyRef]) -> Probe:
+    cidrs = probe_cidrs(facts)
+    safe, why = clusterwide_probe_policy_safe(facts)
+    version = facts.version
+    if safe:
+        deny_field = version is not None and version[:2] >= ENABLE_DEFAULT_DENY_SINCE
+        return Probe("clusterwide", cidrs, why, default_deny_field=deny_field)
+    if isolating:
+        return Probe("per-policy", cidrs, why, patches=tuple(_policy_patch(ref, cidrs) for ref in isolating))
+    return Probe("none", cidrs, why)
+
+
+def _requests(report: Report, scope: str) -> list[tuple[str, Remedy]]:
+    """(finding id, remedy) for each finding that asks for a change; the full scope adds every rule's."""
+    requests = [
+        (f.id, f.remedy) for f in report.ordered if f.severity is not Severity.INFO and f.remedy is not None
+    ]
+    if scope == "full":
+        from .rules import registered
+
+        fired = {f.id for f in report.findings}
+        requests.extend((rule.id, rule.remedy) for rule in registered() if rule.id not in fired)
+        requests.append(("", Remedy(istio=("strict-mtls",))))
+    return requests
+
+
+def plan(facts: Facts, requests: Sequence[tuple[str, Remedy]], scope: str) -> Plan:
+    """Everything the remedies ask for, minus what the cluster already has (scope `changes`)."""
+    full = scope == "full"
+    result = Plan()
+    data = facts.config.data if facts.config is not None else {}
+    views = _views(facts)
+    wanted = _ids(requests, lambda remedy: remedy.cilium)
+    keys_seen: set[str] = set()
+    called_for: list[Write] = []
+    for setting, ids in wanted.items():
+        if setting.key in keys_seen:
+            continue  # a conflicting value for a key already planned: the first request wins
+        keys_seen.add(setting.key)
+        reasons = sorted({r for view in views for r in setting.blocked_by(view)})
+        if reasons:
+            result.blocked.append(Blocked(setting, tuple(ids), tuple(reasons)))
+            continue
+        called_for.append(Write(setting, tuple(ids)))
+    result.writes = [w for w in called_for if full or not w.setting.satisfied_by(data.get(w.setting.key))]
     for nc in facts.snapshot.node_configs:
-        undone = [s for s in called_for if s.key in nc.defaults and not s.satisfied_by(nc.defaults[s.key])]
+        undone = [
+            w
+            for w in called_for
+            if w.setting.key in nc.defaults and not w.setting.satisfied_by(nc.defaults[w.setting.key])
+        ]
         if undone:
-            plan.node_patches.append(
+            result.node_patches.append(
                 NodePatch(
                     namespace=nc.namespace,
                     name=nc.name,
-                    defaults={s.key: s.value for s in undone},
-                    findings=tuple(sorted({s.finding for s in undone})),
+                    defaults={w.setting.key: w.setting.value for w in undone},
+                    findings=tuple(sorted({i for w in undone for i in w.findings})),
                 )
             )
-    plan.restart = bool(plan.settings or plan.node_patches or RESTART_FINDING in active)
-    plan.platform = "CIC004" in active or (full and target in CANONICAL_TARGETS)
-    plan.peer_auth = full
-    plan.ccnp = full or "CIC005" in active
-    return plan
+    restart_asked = any(
+        remedy.restart_agents and finding for finding, remedy in requests if not remedy.cilium
+    )
+    result.restart = bool(result.writes or result.node_patches or restart_asked)
+    istio = _ids(requests, lambda remedy: remedy.istio)
+    result.platform = "platform" in istio
+    if "probe-allowance" in istio:
+        result.probe = _probe(facts, list(_ids(requests, lambda remedy: remedy.isolating)))
+    result.strict_mtls = "strict-mtls" in istio
+    result.steps = list(_ids(requests, lambda remedy: remedy.steps))
+    return result
 
 
-def _helm_groups(settings: Sequence[Setting]) -> list[dict[str, Any]]:
-    """Settings as nested Helm values, grouped by their top-level key, in catalogue order."""
+# ----------------------------------------------------------------------------- what a target covers
+
+
+def _covered(finding: Finding, target: str, the_plan: Plan) -> bool:
+    """Whether `target` really makes every change the finding's remedy asks for."""
+    remedy = finding.remedy
+    if remedy is None or not remedy.applicable or remedy.steps:
+        return False
+    written = {w.setting.key for w in the_plan.writes}
+    blocked = {b.setting.key for b in the_plan.blocked}
+    for setting in remedy.cilium:
+        if setting.key in blocked:
+            return False
+        if setting.key in written and not _target_writes(target, setting):
+            return False
+    if "platform" in remedy.istio and target not in CANONICAL_TARGETS:
+        return False
+    probe = the_plan.probe
+    return "probe-allowance" not in remedy.istio or (probe is not None and probe.mode != "none")
+
+
+def _target_writes(target: str, setting: CiliumSetting) -> bool:
+    """Whether `target` has a way to write `setting` into cilium-config."""
+    if target in CANONICAL_TARGETS and setting.k8sd_annotation:
+        return True
+    if target in ("helm", *CANONICAL_TARGETS):
+        return setting.helm is not None
+    return True
+
+
+def _helm_writes(target: str, the_plan: Plan, data: Mapping[str, str]) -> tuple[list[Write], list[Write]]:
+    """(settings written as Helm values, settings skipped as not needing one) for a Helm-based target."""
+    values, skipped = [], []
+    for w in the_plan.writes:
+        s = w.setting
+        if target in CANONICAL_TARGETS and s.k8sd_annotation:
+            continue
+        if s.helm is None:
+            continue
+        if s.helm_when_set and s.satisfied_by(data.get(s.key)):
+            skipped.append(w)  # e.g. encryption.enabled also drives WireGuard/IPsec: leave it alone
+            continue
+        values.append(w)
+    return values, skipped
+
+
+def _helm_groups(writes: Sequence[Write]) -> list[dict[str, Any]]:
+    """Settings as nested Helm values, grouped by their top-level key, in request order."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for s in settings:
-        top, key = s.helm_path.split(".", 1)
-        groups.setdefault(top, []).append({"key": key, "value": s.value, "setting": s})
+    for w in writes:
+        assert w.setting.helm is not None
+        top, key = w.setting.helm.split(".", 1)
+        groups.setdefault(top, []).append({"key": key, "value": w.setting.value, "write": w})
     return [{"top": top, "items": items} for top, items in groups.items()]
 
 
-def _upstream_image(agent: DaemonSetInfo | None) -> bool:
-    """Upstream images carry the chart's version; vendors' tags need not (k8sd: chart 1.17.1, image 1.17.12)."""
-    if agent is None:
-        return False
-    repos = {image.split("@", 1)[0].rsplit(":", 1)[0] for image in agent.images}
-    return bool(repos & UPSTREAM_REPOSITORIES)
+# ----------------------------------------------------------------------------- rendering
 
 
-def _full_tag(agent: DaemonSetInfo | None) -> bool:
-    """`--version` needs the chart's patch too: a tag like v1.17 (Helm values, X.Y given) has none."""
-    return agent is not None and any(
-        re.search(r":v?\d+\.\d+\.\d+", image.split("@", 1)[0].rsplit("/", 1)[-1]) for image in agent.images
-    )
+@dataclass(frozen=True)
+class Rendered:
+    """The change for one target: configuration, the commands that apply it, Istio's side."""
+
+    target: str
+    scope: str
+    config: str
+    apply: str
+    istio: str
+    nothing_to_change: bool
+    addressed: tuple[str, ...] = ()
+    not_addressed: tuple[str, ...] = ()
+    header: str = ""
+    """Comment lines that open the script: how Cilium is managed, what changes, what is left out."""
+
+    def text(self) -> str:
+        """What `istio-cilium-compat render` prints: a bash script, settings shown as comments."""
+        out = [_ended(self.header)]
+        if self.nothing_to_change:
+            return "".join(out)
+        out.append("set -euo pipefail\n")
+        if self.config.strip():
+            title = _CONFIG_TITLES.get(self.target, "Configuration")
+            out.append(f"\n# == {title} ==\n{commented(self.config)}")
+        for title, body in (("Apply", self.apply), ("Istio", self.istio)):
+            if body.strip():
+                out.append(f"\n# == {title} ==\n{_ended(body)}")
+        return "".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`render -o json`, and (keys spelled for Juju) the render-cilium-config action's results."""
+        return {
+            "target": self.target,
+            "scope": self.scope,
+            "config": self.config,
+            "apply": self.apply,
+            "istio": self.istio,
+            "nothing_to_change": self.nothing_to_change,
+            "addressed": list(self.addressed),
+            "not_addressed": list(self.not_addressed),
+        }
 
 
-def _context(facts: Facts, report: Report, plan: _Plan, target: str, scope: str) -> dict[str, Any]:
+NO_CONFIG = "(no Cilium setting to change)"
+NO_APPLY = "(no command to run)"
+NO_ISTIO = "(no Istio change)"
+NO_FINDINGS = "(none)"
+_EMPTY = {"config": NO_CONFIG, "apply": NO_APPLY, "istio": NO_ISTIO}
+"""Juju action results carry no empty value (whether Juju keeps one is unverified): a placeholder says so."""
+
+
+def action_results(rendered: Rendered) -> dict[str, str]:
+    """`to_dict()` as Juju action results: keys with hyphens, every value a non-empty string."""
+    results: dict[str, str] = {}
+    for key, value in rendered.to_dict().items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list):
+            text = ", ".join(value) or NO_FINDINGS
+        else:
+            text = str(value) or _EMPTY.get(key, NO_FINDINGS)
+        results[key.replace("_", "-")] = text
+    return results
+
+
+def _ended(text: str) -> str:
+    """Sections are joined line-wise: each must end with a newline."""
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def _context(
+    facts: Facts, report: Report, the_plan: Plan, target: str, scope: str, brief: bool = False
+) -> dict[str, Any]:
     snapshot = facts.snapshot
-    active = _active(report)
     data = facts.config.data if facts.config is not None else {}
-    ztunnel_on = parse_bool(data.get("enable-ztunnel", "false")) is not False
     canonical = target in CANONICAL_TARGETS
-
-    helm_settings = [s for s in plan.settings if s.finding != "CIC012" or ztunnel_on]
-    if canonical:  # k8sd owns cni.exclusive: it is set through a cluster annotation instead.
-        helm_settings = [s for s in helm_settings if s.finding != "CIC003"]
+    helm_values, helm_skipped = _helm_writes(target, the_plan, data)
+    annotations = [w for w in the_plan.writes if canonical and w.setting.k8sd_annotation]
     agent = facts.cilium_agent
     istio_cni = facts.istio_cni
     cilium_dirs = agent.host_paths if agent else {}
     istio_dirs = istio_cni.host_paths if istio_cni else {}
     release, release_ns = facts.helm_release
-    version = facts.version
+    istio_version = facts.istio_version[0] if facts.istio_version else None
+    active = [f for f in report.ordered if f.severity is not Severity.INFO]
     return {
         "target": target,
         "scope": scope,
-        "plan": plan,
-        "findings": sorted(active),
-        "addressed": sorted(active & HANDLED),
-        "not_addressed": sorted(active - HANDLED),
+        "plan": the_plan,
+        "brief": brief,
+        "remote": target == "canonical-k8s-charm",
+        "kubectl": "sudo k8s kubectl" if canonical else "kubectl",
+        "helm": "sudo k8s helm" if canonical else "helm",
+        "heredoc": "<<\\EOF" if target == "canonical-k8s-charm" else "<<'EOF'",
+        "findings": [f.id for f in active],
         "managed_by": facts.managed_by,
         "helm_annotated": facts.config is not None
         and "meta.helm.sh/release-name" in facts.config.annotations,
@@ -310,26 +598,46 @@ def _context(facts: Facts, report: Report, plan: _Plan, target: str, scope: str)
         "agent_name": agent.name if agent else "cilium",
         "release": release,
         "release_ns": release_ns,
-        "version": format_version(version),
-        "chart_version": format_version(version) if _upstream_image(agent) and _full_tag(agent) else None,
-        "settings": plan.settings,
-        "helm_groups": _helm_groups(helm_settings),
-        "helm_sets": [f"{s.helm_path}={s.value}" for s in helm_settings],
-        "ztunnel_helm_skipped": any(s.finding == "CIC012" for s in plan.settings) and not ztunnel_on,
-        "remove_exclusive": canonical and any(s.finding == "CIC003" for s in plan.settings),
-        "configmap_patch": {"data": {s.key: s.value for s in plan.settings}},
-        "ck_chart": CK_CHART,
-        "values_file": VALUES_FILE,
+        "version": format_version(facts.version),
+        "writes": the_plan.writes,
+        "helm_values": helm_values,
+        "helm_skipped": helm_skipped,
+        "helm_groups": _helm_groups(helm_values),
+        "helm_sets": [f"{w.setting.helm}={w.setting.value}" for w in helm_values],
+        "annotations": annotations,
+        "configmap_patch": {"data": {w.setting.key: w.setting.value for w in the_plan.writes}},
+        "helm_repo": HELM_REPO,
+        "helm_version_template": '{{if eq .Release.Chart.Metadata.Name "cilium"}}{{.Release.Chart.Metadata.Version}}{{end}}',
+        "ck_version_template": '"{{.Release.Chart.Metadata.Version}}"',
+        "ck_charts": CK_CHARTS,
         "root_ns": facts.root_namespace or "istio-system",
         "root_ns_known": facts.root_namespace is not None,
         "cilium_conf_dir": cilium_dirs.get("etc-cni-netd") or DEFAULT_CNI_CONF_DIR,
         "cilium_bin_dir": cilium_dirs.get("cni-path") or DEFAULT_CNI_BIN_DIR,
         "istio_conf_dir": istio_dirs.get("cni-net-dir", ""),
         "istio_bin_dir": istio_dirs.get("cni-bin-dir", ""),
-        "ccnp_default_deny_ok": version is None or version[:2] >= ENABLE_DEFAULT_DENY_SINCE,
-        "version_known": version is not None,
+        "peer_auth_api": "security.istio.io/v1"
+        if istio_version is not None and istio_version[:2] >= PEER_AUTH_V1_SINCE
+        else "security.istio.io/v1beta1",
+        "istio_version": format_version(istio_version),
         "snapshot_canonical": snapshot.canonical_k8s,
     }
+
+
+def _render(
+    facts: Facts,
+    report: Report,
+    requests: Sequence[tuple[str, Remedy]],
+    target: str,
+    scope: str,
+    brief: bool = False,
+) -> tuple[Plan, dict[str, Any], str, str, str]:
+    the_plan = plan(facts, requests, scope)
+    context = _context(facts, report, the_plan, target, scope, brief)
+    env = _environment()
+    module: Any = env.get_template(f"{target}.j2").make_module(context)
+    istio: Any = env.get_template("istio.j2").make_module(context)
+    return the_plan, context, str(module.config()), str(module.apply()), str(istio.istio())
 
 
 def render(snapshot: Snapshot, report: Report, *, target: str = "auto", scope: str = "changes") -> Rendered:
@@ -337,24 +645,123 @@ def render(snapshot: Snapshot, report: Report, *, target: str = "auto", scope: s
     _check_choice("scope", scope, SCOPES)
     resolved = resolve_target(snapshot, target)
     facts = Facts(snapshot)
-    plan = _plan(facts, _active(report), scope, resolved)
-    context = _context(facts, report, plan, resolved, scope)
-    context["nothing_to_change"] = plan.empty
-    env = _environment()
-    module: Any = env.get_template(f"{resolved}.j2").make_module(context)
-    istio: Any = env.get_template("istio.j2").make_module(context)
-    notes: Any = env.get_template("notes.j2").make_module(context)
-    if plan.empty:
-        return Rendered(resolved, scope, "", "", "", True, notes=str(notes.notes()))
+    the_plan, context, config, apply, istio = _render(
+        facts, report, _requests(report, scope), resolved, scope
+    )
+    active = [f for f in report.ordered if f.severity is not Severity.INFO]
+    addressed = tuple(f.id for f in active if _covered(f, resolved, the_plan))
+    not_addressed = tuple(f for f in active if f.id not in addressed)
+    context.update(
+        asked=target,
+        nothing_to_change=the_plan.runs_nothing(resolved),
+        addressed=addressed,
+        not_addressed=not_addressed,
+        changes=_changes(context, the_plan),
+    )
+    header: Any = _environment().get_template("header.j2").make_module(context)
+    nothing = the_plan.runs_nothing(resolved)
+    if nothing:
+        config = apply = istio = ""
     return Rendered(
         target=resolved,
         scope=scope,
-        config=str(module.config()),
-        apply=str(module.apply()),
-        istio=str(istio.istio()),
-        nothing_to_change=False,
-        notes=str(notes.notes()),
+        config=config,
+        apply=apply,
+        istio=istio,
+        nothing_to_change=the_plan.runs_nothing(resolved),
+        addressed=addressed,
+        not_addressed=tuple(f.id for f in not_addressed),
+        header=str(header.header()),
     )
 
 
-__all__ = ["SETTINGS", "TARGETS", "Rendered", "render", "resolve_target"]
+def _changes(context: Mapping[str, Any], the_plan: Plan) -> list[str]:
+    """One line per change the script makes, for its header."""
+    target = context["target"]
+    lines = []
+    for w in the_plan.writes:
+        s = w.setting
+        how = ""
+        if target in CANONICAL_TARGETS and s.k8sd_annotation:
+            how = (
+                f" (removes the cluster annotation {s.k8sd_annotation})"
+                if not s.wanted
+                else f" (annotation {s.k8sd_annotation})"
+            )
+        elif target in ("helm", *CANONICAL_TARGETS):
+            if w in context["helm_skipped"]:
+                continue
+            how = f" (Helm value {s.helm})"
+        lines.append(f"cilium-config {s.key}={s.value}{how}{_for(w.findings)}")
+    for p in the_plan.node_patches:
+        pairs = ", ".join(f"{k}={v}" for k, v in p.defaults.items())
+        lines.append(f"CiliumNodeConfig {p.namespace}/{p.name}: {pairs}{_for(p.findings)}")
+    if the_plan.restart:
+        lines.append("restarts the Cilium agents (they read cilium-config only at start)")
+    if the_plan.platform and target in CANONICAL_TARGETS:
+        lines.append('Charmed Istio: platform="" (istio-cni-node then uses the kubelet\'s CNI directories)')
+    probe = the_plan.probe
+    if probe is not None and probe.mode == "clusterwide":
+        lines.append(
+            f"CiliumClusterwideNetworkPolicy {CCNP_NAME}: ingress from {', '.join(probe.cidrs)} to every pod"
+        )
+    elif probe is not None and probe.mode == "per-policy":
+        for patch in probe.patches:
+            ref = patch.ref
+            where = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+            lines.append(f"{ref.kind} {where}: one more ingress rule, from {', '.join(probe.cidrs)}")
+    if the_plan.strict_mtls:
+        lines.append(f"PeerAuthentication {context['root_ns']}/default: STRICT mTLS mesh-wide")
+    return lines
+
+
+def _for(findings: Sequence[str]) -> str:
+    return f" [{', '.join(findings)}]" if findings else ""
+
+
+# ----------------------------------------------------------------------------- finding fix texts
+
+
+def fix_text(facts: Facts, report: Report, finding: Finding, target: str) -> str:
+    """A finding's fix: its prose, then its remedy as `target` applies it (no script header).
+
+    With commands, the prose becomes comment lines: the fix runs as printed.
+    """
+    prose = [finding.fix] if finding.fix else []
+    remedy = finding.remedy
+    if remedy is not None:
+        prose.extend(remedy.steps)
+    if remedy is None or not remedy.applicable:
+        return "\n".join(prose)
+    _, _, _, apply, istio = _render(facts, report, [(finding.id, remedy)], target, "changes", brief=True)
+    commands = "".join(_ended(part) for part in (apply, istio) if part.strip()).rstrip("\n")
+    if not commands:
+        return "\n".join(prose)
+    return "".join(commented(line) for line in prose) + commands
+
+
+def with_fixes(snapshot: Snapshot, report: Report, target: str = "auto") -> Report:
+    """The report with each finding's `fix` written from its remedy for the cluster's target.
+
+    Output paths (the CLI, the check action) call this; the charm's status does not, and
+    never imports jinja2.
+    """
+    resolved = resolve_target(snapshot, target)
+    facts = Facts(snapshot)
+    findings = tuple(
+        dataclasses.replace(f, fix=fix_text(facts, report, f, resolved)) for f in report.findings
+    )
+    return dataclasses.replace(report, findings=findings)
+
+
+__all__ = [
+    "NO_APPLY",
+    "NO_CONFIG",
+    "RESULT_KEYS",
+    "TARGETS",
+    "Rendered",
+    "action_results",
+    "render",
+    "resolve_target",
+    "with_fixes",
+]

@@ -201,6 +201,32 @@ def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
     return [line.replace(_GLUE, " ") for line in lines] or [first.rstrip()]
 
 
+_SCRIPT_LINE = re.compile(r"(?:sudo|kubectl|helm|cilium|juju|set|\w+=)[ \"']|\w+=\"")
+
+
+def _fix_lines(fix: str, width: int, indent: str) -> list[str]:
+    """A fix in prose is wrapped; one with commands (the renderer's) is a script, printed as it runs:
+
+    commands, assignments and heredoc bodies stay whole and keep their indentation, and a long
+    comment wraps into more comment lines, so the fix still runs when pasted.
+    """
+    raw = fix.splitlines() or [""]
+    first = "  fix:      "
+    if not any(_SCRIPT_LINE.match(line) for line in raw):
+        out: list[str] = []
+        for number, line in enumerate(raw):
+            out += _wrap(line, width, first if number == 0 else indent, indent)
+        return out
+    out = []
+    for number, line in enumerate(raw):
+        lead = first if number == 0 else indent
+        if line.startswith("# "):
+            out += _wrap(line[2:], width, lead + "# ", indent + "# ")
+        else:
+            out.append(lead + _one_line(line))
+    return out
+
+
 def text_width() -> int:
     """The terminal's width; 80 when stdout is not a terminal (or $COLUMNS, as Python reads it)."""
     return max(40, shutil.get_terminal_size((80, 24)).columns)
@@ -244,8 +270,7 @@ def to_text(report: Report, width: int | None = None, hint: str | None = None) -
         for source in finding.sources:
             lines += _wrap(source, width, "  source:   ", indent)
         if finding.fix:
-            for number, fix_line in enumerate(finding.fix.splitlines() or [""]):
-                lines += _wrap(fix_line, width, "  fix:      " if number == 0 else indent, indent)
+            lines += _fix_lines(finding.fix, width, indent)
         lines.append("")
     counts = {s: len(report.of(s)) for s in Severity}
     lines += _wrap(

@@ -119,6 +119,8 @@ class Policy:
     namespace: str | None
     name: str
     specs: tuple[Mapping[str, object], ...]
+    paths: tuple[str, ...] = ()
+    """JSON pointer of each spec in the object (`/spec`, `/specs/N`), for patches that amend one."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ from ops import testing
 import charm
 import istio_cilium_compat.collect as kube
 from charm import IstioCiliumCompatCharm
+from istio_cilium_compat.manifests import load_snapshot
+from istio_cilium_compat.render import NO_APPLY, NO_CONFIG, RESULT_KEYS, action_results, render
 from istio_cilium_compat.report import Finding, Report, Severity
+from istio_cilium_compat.rules import evaluate
 from tests.clusters import N_CHECKS
 from tests.corpus import RESOURCES
 from tests.fakekube import FakeKube
@@ -658,29 +661,24 @@ def test_render_action(
     use_kube(servers[example])
     run(ctx, ctx.on.action("render-cilium-config", params={"target": target}), testing.State(), collect_calls)
     results = ctx.action_results or {}
-    assert set(results) <= {"target", "scope", "config", "apply", "istio", "nothing-to-change"}
-    assert {"target", "scope", "config", "apply", "nothing-to-change"} <= set(results)
+    # The same content as `istio-cilium-compat render -o json` on the saved cluster, keys spelled for Juju.
+    snapshot = load_snapshot([EXAMPLES / example])
+    expected = render(snapshot, evaluate(snapshot), target=target)
+    assert results == action_results(expected)
+    assert set(results) == {key.replace("_", "-") for key in RESULT_KEYS}
     assert results["scope"] == "changes"
     assert results["nothing-to-change"] in {"true", "false"}
-    if target != "auto":
+    if target not in ("auto", "helm"):
         assert results["target"] == target
-    else:
-        assert results["target"] in {
-            "helm",
-            "cilium-cli",
-            "configmap-patch",
-            "canonical-k8s",
-            "canonical-k8s-charm",
-        }
-    if target == "helm":
-        yaml.safe_load(results["config"])  # the Helm values parse
     if example == BROKEN:
+        assert results["target"] in ("canonical-k8s", "cilium-cli", "configmap-patch")  # helm: k8sd's own
         assert results["nothing-to-change"] == "false"
-        assert 'juju config istio-k8s platform=""' in results.get("istio", "")
+        if results["target"] == "canonical-k8s":
+            assert 'juju config -m istio-system istio-k8s platform=""' in results["istio"]
+            assert results["addressed"] == "CIC001, CIC004"
     if example == RECOMMENDED:
         assert results["nothing-to-change"] == "true"
-        assert "istio" not in results
-        assert (results["config"], results["apply"]) == (charm.NO_CONFIG, charm.NO_APPLY)
+        assert (results["config"], results["apply"]) == (NO_CONFIG, NO_APPLY)
     assert all(results.values()), results  # no empty values (unverified whether Juju keeps them)
 
 
@@ -695,6 +693,7 @@ def test_render_helm_values_for_broken_cluster(
     )
     results = ctx.action_results or {}
     assert results["scope"] == "full"
+    assert results["target"] == "canonical-k8s"  # k8sd's release: never a plain helm upgrade
     values = yaml.safe_load(results["config"])
     assert isinstance(values, dict)
     assert values.get("socketLB", {}).get("hostNamespaceOnly") is True

@@ -480,9 +480,9 @@ def test_render_from_values(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "render", "--cilium-values", values, "--cilium-version", "1.19")
     assert (code, err) == (0, "")
     assert "hostNamespaceOnly: true" in out and "exclusive: false" in out
-    assert "--version" not in out.replace("Add --version", "")  # X.Y alone names no chart release
-    code, out, _ = run(capsys, "render", "--cilium-values", values, "--cilium-version", "1.19.4")
-    assert "helm upgrade cilium cilium/cilium -n kube-system --version 1.19.4 --reuse-values" in out
+    # The script reads the release's own chart version when it runs: it never floats, whatever was given.
+    assert '--version "${chart_version:?no cilium chart version read from the release}"' in out
+    assert "helm get all cilium -n kube-system --template" in out
 
 
 @pytest.mark.parametrize(
@@ -578,17 +578,22 @@ def test_option_typo_reports_the_subcommands_usage(capsys: pytest.CaptureFixture
 def test_text_wraps_to_80_columns_with_indented_continuation(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "check", "--manifests", str(BROKEN))
     lines = out.splitlines()
-    commands = ("sudo ", "kubectl ", "helm ", "juju ", "istio-cilium-compat ")
+    commands = ("sudo ", "kubectl ", "helm ", "juju ", "istio-cilium-compat ", "chart_version=")
     for line in lines:  # over 80 only for a command kept whole, or one word (a URL) that cannot break
         words = line.split()
         one_word = 0 < len(words) <= 2 and len(line) - len(words[-1]) <= 16
-        assert len(line) <= 80 or line.lstrip().startswith(commands) or one_word, line
+        command = line.lstrip().removeprefix("fix:").lstrip().startswith(commands)
+        assert len(line) <= 80 or command or one_word, line
     why = lines.index(next(line for line in lines if line.startswith("  why:      Socket LB")))
     assert lines[why + 1].startswith(" " * 12) and lines[why + 1][12] != " "
     summary = next(i for i, line in enumerate(lines) if line.startswith("ERROR   CIC001  "))
     assert lines[summary + 1].startswith(" " * 16) and lines[summary + 1].strip()
     # A command is never split: it stays whole on its own line.
-    assert "            kubectl -n kube-system rollout restart daemonset/cilium" in lines
+    assert "            sudo k8s kubectl -n kube-system rollout restart daemonset/cilium" in lines
+    # A fix with commands stays a script: a long comment goes on as comments, never as a bare word.
+    start = lines.index(next(line for line in lines if line.startswith("  fix:      chart_version=")))
+    fix_lines = lines[start + 1 : lines.index("", start)]
+    assert all(line.strip().startswith(("#", *commands)) for line in fix_lines), fix_lines
     assert f"  istio-cilium-compat render --manifests {BROKEN}" in lines
 
 
@@ -597,7 +602,12 @@ def test_text_width_follows_the_terminal(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "120")
     _, out, _ = run(capsys, "check", "--manifests", str(BROKEN))
-    widths = [len(line) for line in out.splitlines() if not line.lstrip().startswith(("sudo ", "kubectl "))]
+    commands = ("sudo ", "kubectl ", "chart_version=")
+    widths = [
+        len(line)
+        for line in out.splitlines()
+        if not line.lstrip().removeprefix("fix:").lstrip().startswith(commands)
+    ]
     assert 80 < max(widths) <= 120
 
 
@@ -605,7 +615,7 @@ def test_yaml_uses_block_scalars_for_multi_line_text(capsys: pytest.CaptureFixtu
     _, as_yaml, _ = run(capsys, "check", "--manifests", str(BROKEN), "-o", "yaml")
     _, as_json, _ = run(capsys, "check", "--manifests", str(BROKEN), "-o", "json")
     assert yaml.safe_load(as_yaml) == json.loads(as_json)
-    assert "  fix: |-\n    Canonical Kubernetes, on a control-plane node" in as_yaml
+    assert '  fix: |-\n    chart_version="$(sudo k8s helm get all ck-network' in as_yaml
     assert "\\n" not in as_yaml
 
 

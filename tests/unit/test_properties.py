@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from charm import Hints, status_message
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.cli import main
+from istio_cilium_compat.render import with_fixes
 from istio_cilium_compat.report import Severity, Verdict, to_json, to_text, to_yaml
 from istio_cilium_compat.rules import evaluate
 from tests.clusters import ISTIO_NS, Obj, ccnp, cnp, healthy, network_policy, peer_auth
@@ -55,7 +56,8 @@ cilium_keys = st.sampled_from(
 
 
 def check_report(objects: list[Any]) -> None:
-    report = evaluate(build_snapshot(objects))
+    snapshot = build_snapshot(objects)
+    report = with_fixes(snapshot, evaluate(snapshot))
     assert report.verdict in set(Verdict)
     for finding in report.findings:
         assert finding.evidence and finding.fix and finding.summary

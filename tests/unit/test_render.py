@@ -1,9 +1,11 @@
-"""The renderer: golden outputs per target and scope, and that what it prints really fixes the cluster.
+"""The renderer: golden scripts per target and scope, and that what it prints really fixes the cluster.
 
-Shell output is run through bash with the cluster tools (helm, kubectl, cilium, juju,
-sudo) replaced by functions that record their argv and stdin: the recorded calls are
-what a user's shell would run. Applying those calls to the snapshot and re-running
-the rules must clear the findings the change is meant to fix.
+Every script is run through bash with the cluster tools (helm, kubectl, cilium, juju, sudo)
+replaced by functions that record their argv and stdin, and answer the reads a script makes
+(the release's chart version, the k8s charm's cluster-annotations); `juju exec` runs its
+script the same way, as the unit's bash would. The recorded calls are what a user's shell
+would run. Applying them to the snapshot and re-running the rules must clear the findings
+the change is meant to fix, with each change made once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import dataclasses
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -23,10 +24,28 @@ import pytest
 import yaml
 
 from istio_cilium_compat.assemble import build_snapshot
+from istio_cilium_compat.cli import main
 from istio_cilium_compat.manifests import load_snapshot
-from istio_cilium_compat.render import TARGETS, Rendered, render, resolve_target
-from istio_cilium_compat.report import Severity
+from istio_cilium_compat.remedy import PolicyRef, Remedy
+from istio_cilium_compat.render import (
+    NO_APPLY,
+    NO_CONFIG,
+    RESULT_KEYS,
+    TARGETS,
+    Plan,
+    Rendered,
+    _helm_writes,
+    action_results,
+    clusterwide_probe_policy_safe,
+    plan,
+    probe_cidrs,
+    render,
+    resolve_target,
+    with_fixes,
+)
+from istio_cilium_compat.report import Report, Severity
 from istio_cilium_compat.rules import evaluate
+from istio_cilium_compat.rules.facts import Facts
 from istio_cilium_compat.snapshot import DaemonSetInfo, NodeConfig, PeerAuthentication, Policy, Snapshot
 from tests.clusters import (
     CILIUM_NS,
@@ -36,6 +55,7 @@ from tests.clusters import (
     Obj,
     cilium_agent,
     cilium_pod,
+    cnp,
     configmap,
     daemonset,
     healthy,
@@ -65,17 +85,36 @@ HELM_TO_KEY = {
 CILIUM_FIXED = ("CIC001", "CIC003", "CIC010", "CIC011", "CIC012")
 CK_RELEASE = {"meta.helm.sh/release-name": "ck-network", "meta.helm.sh/release-namespace": "kube-system"}
 HELM_LABELS = {"app.kubernetes.io/managed-by": "Helm"}
+HELM_RELEASE = {"meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": CILIUM_NS}
 CK_IMAGE = "ghcr.io/canonical/cilium:1.19.4-ck1"
 DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress"]}
+CHART_VERSION = "1.17.4"
+"""What the stubbed `helm get all --template` prints: the release's chart version."""
+CLUSTER_ANNOTATIONS = "k8sd/v1alpha1/cilium/devices=eth+ k8sd/v1alpha1/cilium/cni-exclusive=true"
+"""What the stubbed `juju config k8s cluster-annotations` prints."""
+CK_CHART = f"/snap/k8s/current/k8s/manifests/charts/cilium-{CHART_VERSION}.tgz"
+PROBE_V6 = "fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128"
 
 
 # ----------------------------------------------------------------------------- clusters
 
 
-def _set_image(objects: list[Obj], image: str) -> None:
+def _set_image(objects: list[Obj], image: str, name: str = "cilium") -> None:
     for obj in objects:
-        if obj["kind"] == "DaemonSet" and obj["metadata"]["name"] == "cilium":
+        if obj["kind"] == "DaemonSet" and obj["metadata"]["name"] == name:
             obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+
+def _set_env(objects: list[Obj], name: str, env: dict[str, str]) -> None:
+    for obj in objects:
+        if obj["kind"] == "DaemonSet" and obj["metadata"]["name"] == name:
+            container = obj["spec"]["template"]["spec"]["containers"][0]
+            container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+
+
+def _helm_managed(objects: list[Obj]) -> list[Obj]:
+    objects[0] = configmap(objects[0]["data"], labels=HELM_LABELS, annotations=HELM_RELEASE)
+    return objects
 
 
 def canonical_defaults() -> list[Obj]:
@@ -103,12 +142,7 @@ def canonical_charmed_istio() -> list[Obj]:
 
 def helm_exclusive_nodeconfig() -> list[Obj]:
     """Helm-managed Cilium with cni-exclusive on and a node pool that undoes two needed settings."""
-    objects = healthy(cni_exclusive="true")
-    objects[0] = configmap(
-        objects[0]["data"],
-        labels=HELM_LABELS,
-        annotations={"meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": CILIUM_NS},
-    )
+    objects = _helm_managed(healthy(cni_exclusive="true"))
     objects.append(
         node_config(
             "pool-a",
@@ -147,6 +181,37 @@ def plain_cilium_namespace() -> list[Obj]:
     ]
 
 
+def non_default_deny_off() -> list[Obj]:
+    """Cilium 1.17 with enable-non-default-deny-policies false and IPv6 on: a clusterwide probe policy
+    would isolate every pod, so each isolating policy gets the allowance, for both probe addresses."""
+    objects = _helm_managed(healthy(enable_non_default_deny_policies="false", enable_ipv6="true"))
+    objects.append(network_policy("bookinfo", "deny-all", DENY_ALL))
+    objects.append(
+        cnp(
+            "bookinfo",
+            "frontend",
+            {"endpointSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"fromEndpoints": [{}]}]},
+        )
+    )
+    return objects
+
+
+def masquerade_agent() -> list[Obj]:
+    """BPF masquerading and BPF host routing with the BPF ip-masq-agent, which needs BPF masquerade:
+    the fix is legacy host routing, never enable-bpf-masquerade=false (the agent would not start)."""
+    return _helm_managed(
+        healthy(enable_bpf_masquerade="true", enable_ip_masq_agent="true", enable_host_legacy_routing="false")
+    )
+
+
+def old_istio() -> list[Obj]:
+    """Istio 1.21: PeerAuthentication is served as security.istio.io/v1beta1 only."""
+    objects = _helm_managed(healthy(bpf_lb_sock_hostns_only="false"))
+    _set_image(objects, "docker.io/istio/ztunnel:1.21.2", "ztunnel")
+    _set_image(objects, "docker.io/istio/install-cni:1.21.2", "istio-cni-node")
+    return objects
+
+
 def _from_objects(factory: Callable[[], list[Obj]]) -> Callable[[], Snapshot]:
     return lambda: build_snapshot(factory(), source=f"test: {factory.__name__}")
 
@@ -160,6 +225,9 @@ CASES: dict[str, Callable[[], Snapshot]] = {
     "canonical-charmed-istio": _from_objects(canonical_charmed_istio),
     "helm-exclusive-nodeconfig": _from_objects(helm_exclusive_nodeconfig),
     "plain-cilium-namespace": _from_objects(plain_cilium_namespace),
+    "non-default-deny-off": _from_objects(non_default_deny_off),
+    "masquerade-agent": _from_objects(masquerade_agent),
+    "old-istio": _from_objects(old_istio),
     "compatible": _from_objects(healthy),
 }
 if EXAMPLES.is_dir():
@@ -182,19 +250,24 @@ def _active(snapshot: Snapshot) -> set[str]:
 # ----------------------------------------------------------------------------- shell helpers
 
 STUBS = r"""
-__n=0
 __rec() {
-  local f
-  f="$__OUT/$(printf %04d "$__n")"
-  __n=$((__n + 1))
+  local n f
+  n=$(cat "$__OUT/.n" 2>/dev/null || echo 0)
+  echo $((n + 1)) > "$__OUT/.n"
+  f="$__OUT/$(printf %04d "$n")"
   printf '%s\0' "$@" > "$f.argv"
+  printf '%s' "${__REMOTE:-}" > "$f.where"
   cat > "$f.stdin"
 }
-helm() { __rec helm "$@"; }
+helm() { __rec helm "$@"; if [ "$1" = get ]; then printf '%s' "$__CHART_VERSION"; fi; }
 kubectl() { __rec kubectl "$@"; }
 cilium() { __rec cilium "$@"; }
-juju() { __rec juju "$@"; }
-sudo() { __rec sudo "$@"; }
+sudo() { __rec sudo "$@"; if [ "$1 $2 $3" = "k8s helm get" ]; then printf '%s' "$__CHART_VERSION"; fi; }
+juju() {
+  __rec juju "$@"
+  if [ "$1" = config ] && [ $# -eq 3 ] && [ "${3#*=}" = "$3" ]; then printf '%s\n' "$__CLUSTER_ANNOTATIONS"; fi
+  if [ "$1" = exec ]; then ( __REMOTE=leader; eval "${@: -1}" ) < /dev/null; fi
+}
 touch() { __rec touch "$@"; }
 command_not_found_handle() { __rec NOT-FOUND "$@"; return 127; }
 """
@@ -202,36 +275,52 @@ command_not_found_handle() { __rec NOT-FOUND "$@"; return 127; }
 
 @dataclasses.dataclass(frozen=True)
 class Call:
-    """One command the script ran, with what it read on stdin (a heredoc)."""
+    """One command the script ran, with what it read on stdin (a heredoc) and where (`leader`: juju exec)."""
 
     argv: tuple[str, ...]
     stdin: str
+    where: str = ""
 
 
-def run_script(script: str, workdir: Path) -> list[Call]:
+def run_script(
+    script: str,
+    workdir: Path,
+    *,
+    chart_version: str = CHART_VERSION,
+    annotations: str = CLUSTER_ANNOTATIONS,
+    check: bool = True,
+) -> list[Call]:
     """Run `script` in bash with the cluster tools stubbed; return their calls in order."""
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "calls"
     out.mkdir(exist_ok=True)
+    for f in out.iterdir():
+        f.unlink()
     (workdir / "script.sh").write_text(script)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "__OUT": str(out),
+        "__CHART_VERSION": chart_version,
+        "__CLUSTER_ANNOTATIONS": annotations,
+        "LC_ALL": "C.UTF-8",
+    }
     result = subprocess.run(
         ["bash", "-c", STUBS + "\nset -e\n. ./script.sh\n"],
         cwd=workdir,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "__OUT": str(out), "LC_ALL": "C.UTF-8"},
+        env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    if check:
+        assert result.returncode == 0, result.stderr
     calls = []
     for argv_file in sorted(out.glob("*.argv")):
         raw = argv_file.read_bytes().decode()
         argv = tuple(raw.split("\0")[:-1])
         stdin = argv_file.with_suffix(".stdin").read_text()
-        calls.append(Call(argv, stdin))
-    for f in out.iterdir():
-        f.unlink()
+        calls.append(Call(argv, stdin, argv_file.with_suffix(".where").read_text()))
     return calls
 
 
@@ -240,11 +329,11 @@ def bash_syntax_ok(script: str) -> None:
     assert result.returncode == 0, f"bash -n: {result.stderr}\n{script}"
 
 
-HEREDOC = re.compile(r"<<'(\w+)'\s*$")
+HEREDOC = re.compile(r"<<(?:'(\w+)'|\\(\w+))\s*'?$")
 
 
 def heredocs(script: str) -> list[str]:
-    """The bodies of the quoted heredocs in `script`."""
+    """The bodies of the quoted heredocs in `script` (also inside a `juju exec` script)."""
     bodies: list[str] = []
     lines = script.split("\n")
     i = 0
@@ -252,8 +341,9 @@ def heredocs(script: str) -> list[str]:
         match = HEREDOC.search(lines[i])
         i += 1
         if match:
+            end = match[1] or match[2]
             body = []
-            while lines[i] != match[1]:
+            while lines[i].rstrip("'") != end:
                 body.append(lines[i])
                 i += 1
             bodies.append("\n".join(body) + "\n")
@@ -261,45 +351,30 @@ def heredocs(script: str) -> list[str]:
     return bodies
 
 
-def shell_commands(script: str) -> list[tuple[str, ...]]:
-    """Each command of `script` as shlex reads it: heredoc bodies and redirections dropped."""
+def script_lines(script: str) -> list[str]:
+    """The lines bash reads as commands: comments, blanks and heredoc bodies left out."""
     kept: list[str] = []
     lines = script.split("\n")
     i = 0
     while i < len(lines):
-        kept.append(lines[i])
-        match = HEREDOC.search(lines[i])
+        line = lines[i]
         i += 1
+        if line.strip() and not line.lstrip().startswith("#"):
+            kept.append(line)
+        match = HEREDOC.search(line)
         if match:
-            while lines[i] != match[1]:
+            end = match[1] or match[2]
+            while lines[i].rstrip("'") != end:
                 i += 1
             i += 1
-    lexer = shlex.shlex("\n".join(kept), posix=True, punctuation_chars="\n<>")
-    lexer.whitespace = " \t"
-    lexer.whitespace_split = True
-    commands: list[tuple[str, ...]] = []
-    current: list[str] = []
-    tokens = iter(lexer)
-    for token in tokens:
-        if token == "\n":
-            if current:
-                commands.append(tuple(current))
-            current = []
-        elif token in ("<<", ">"):
-            next(tokens)  # the heredoc word or the file name
-        else:
-            current.append(token)
-    if current:
-        commands.append(tuple(current))
-    return commands
+    return kept
 
 
 def remote_argv(call: Call) -> tuple[str, ...]:
-    """The command a `juju exec|ssh ... -- COMMAND` runs on the unit, as its shell splits it."""
-    assert call.argv[0] == "juju" and call.argv[1] in ("exec", "ssh"), call.argv
-    dashdash = call.argv.index("--")
-    assert len(call.argv) == dashdash + 2, f"the remote command must be one word: {call.argv}"
-    return tuple(shlex.split(call.argv[dashdash + 1]))
+    """The script a `juju exec --unit k8s/leader -- SCRIPT` runs on the unit: one word."""
+    assert call.argv[:4] == ("juju", "exec", "--unit", "k8s/leader") and call.argv[4] == "--", call.argv
+    assert len(call.argv) == 6, f"the remote script must be one word: {call.argv}"
+    return call.argv
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -335,6 +410,49 @@ def option(argv: tuple[str, ...], *names: str) -> list[str]:
     return found
 
 
+def positional(argv: tuple[str, ...], takes_value: frozenset[str]) -> list[str]:
+    """The non-option words of a command line (after its first two)."""
+    words: list[str] = []
+    skip = False
+    ended = False
+    for arg in argv[2:]:
+        if skip:
+            skip = False
+        elif ended or not arg.startswith("-"):
+            words.append(arg)
+        elif arg == "--":
+            ended = True
+        elif arg in takes_value:
+            skip = True
+    return words
+
+
+COMMAND_LINE = re.compile(
+    r"(helm |kubectl |cilium |juju |sudo k8s |set -eu$|set -euo pipefail$|chart_version=|annotations=)"
+)
+HELM_VALUE_FLAGS = frozenset(
+    {"-n", "--namespace", "--version", "--repo", "--set", "-f", "--values", "--template"}
+)
+
+
+def is_change(call: Call) -> bool:
+    """Whether the call changes the cluster (reads, `juju exec` wrappers and waits do not)."""
+    argv = call.argv[2:] if call.argv[:2] == ("sudo", "k8s") else call.argv
+    tool, rest = argv[0], argv[1:]
+    if tool == "helm":
+        return rest[:1] == ("upgrade",)
+    if tool == "kubectl":
+        verbs = [a for a in rest if a in ("patch", "apply", "rollout", "wait", "get")]
+        return bool(verbs) and verbs[0] in ("patch", "apply", "rollout")
+    if tool == "cilium":
+        return rest[:2] == ("config", "set")
+    if tool == "set":
+        return True
+    if tool == "juju":
+        return rest[:1] == ("config",) and "=" in rest[-1]
+    raise AssertionError(f"unexpected command {call.argv}")
+
+
 # ----------------------------------------------------------------------------- applying a rendering
 
 
@@ -344,39 +462,80 @@ class Applied:
 
     snapshot: Snapshot
     restarted: bool = False
-    calls: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    calls: list[Call] = dataclasses.field(default_factory=list)
+
+    @property
+    def argvs(self) -> list[tuple[str, ...]]:
+        return [c.argv for c in self.calls]
+
+    @property
+    def changes(self) -> list[Call]:
+        return [c for c in self.calls if is_change(c)]
 
 
-def _interpret(argv: tuple[str, ...], stdin: str, workdir: Path, state: dict[str, Any]) -> None:
+def _json_patch(document: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902 `add`, the only operation the renderer emits; a missing parent fails as kubectl does."""
+    for op in ops:
+        assert op["op"] == "add", op
+        parts = op["path"].lstrip("/").split("/")
+        target = document
+        for part in parts[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        last = parts[-1]
+        if isinstance(target, list):
+            assert last == "-", op
+            target.append(op["value"])
+        else:
+            target[last] = op["value"]
+    return document
+
+
+def _interpret(call: Call, workdir: Path, state: dict[str, Any]) -> None:
     """Apply one recorded command to the simulated cluster in `state`."""
-    state["calls"].append(argv)
+    argv, stdin = call.argv, call.stdin
+    state["calls"].append(call)
+    if state["target"] == "canonical-k8s-charm":
+        # Cluster commands run on the leader; here only juju itself.
+        assert call.where == "leader" or argv[0] == "juju", argv
     if argv[:2] == ("sudo", "k8s"):
         argv = argv[2:]
-        if argv[0] in ("helm", "kubectl"):
-            _interpret(argv, stdin, workdir, state)
+        if argv[0] == "set":
+            assert argv[1:] == ("annotations=k8sd/v1alpha1/cilium/cni-exclusive=-",), argv
+            state["pending_annotation"] = True  # k8sd re-renders ck-network without it
+            state["data"]["cni-exclusive"] = "false"
             return
-        assert argv[:1] == ("set",), argv
-        assert argv[1:] == ("annotations=k8sd/v1alpha1/cilium/cni-exclusive=-",), argv
-        state["data"]["cni-exclusive"] = "false"  # k8sd re-renders ck-network without it
-        return
+    elif state["target"] in ("canonical-k8s", "canonical-k8s-charm") and argv[0] in ("helm", "kubectl"):
+        raise AssertionError(f"Canonical Kubernetes: {argv[0]} must run as `sudo k8s {argv[0]}`")
     tool = argv[0]
     if tool == "juju":
-        if argv[1] in ("exec", "ssh"):
-            assert argv[2:4] in (("--unit", "k8s/leader"), ("k8s/leader", "--")), argv
-            _interpret(remote_argv(Call(argv, stdin)), stdin, workdir, state)
+        if argv[1] == "exec":
+            remote_argv(call)  # its commands follow, recorded as run on the leader
+        elif argv[1] == "ssh":
+            raise AssertionError("never stdin through juju ssh")
+        elif argv[1:] == ("config", "k8s", "cluster-annotations"):
+            state["annotations_read"] = True
         elif argv[1:3] == ("config", "k8s"):
-            assert argv[3:] == ("cluster-annotations=k8sd/v1alpha1/cilium/cni-exclusive=-",), argv
-            state["data"]["cni-exclusive"] = "false"
-        elif argv[1:3] == ("config", "istio-k8s"):
-            assert argv[3:] == ("platform=",), argv
+            assert state.get("annotations_read"), "cluster-annotations written without reading it first"
+            assert argv[3:] == ("cluster-annotations=k8sd/v1alpha1/cilium/devices=eth+",), argv
+        elif argv[1:5] == ("config", "-m", state["root_ns"], "istio-k8s"):
+            assert argv[5:] == ("platform=",), argv
             state["platform_fixed"] = True
         else:
             raise AssertionError(f"unexpected juju call {argv}")
     elif tool == "helm":
+        if argv[1] == "get":
+            assert argv[2] == "all" and option(argv, "--template"), argv
+            return
         assert argv[1] == "upgrade", argv
         assert "--reuse-values" in argv, argv
-        for values_file in option(argv, "-f", "--values"):
-            state["data"].update(helm_overlay(yaml.safe_load((workdir / values_file).read_text())))
+        release, chart = positional(argv, HELM_VALUE_FLAGS)
+        assert (release, option(argv, "-n")) == (state["release"], [state["release_ns"]]), argv
+        if state["target"] == "helm":
+            assert (chart, option(argv, "--repo")) == ("cilium", ["https://helm.cilium.io/"]), argv
+            assert option(argv, "--version") == [CHART_VERSION], f"the chart version must be pinned: {argv}"
+        else:
+            assert chart == CK_CHART and not option(argv, "--version"), argv
+        assert not option(argv, "-f", "--values"), argv
         for pair in option(argv, "--set"):
             path, value = pair.split("=", 1)
             state["data"].update(helm_overlay({path: yaml.safe_load(value)}))
@@ -385,26 +544,42 @@ def _interpret(argv: tuple[str, ...], stdin: str, workdir: Path, state: dict[str
         key, value = argv[-2:]
         state["data"][key] = value
         if "--restart=false" not in argv:
-            state["restarted"] = True
+            state["restarted_with"] = dict(state["data"])
     elif tool == "kubectl":
         namespace = option(argv, "-n", "--namespace")
         verb_at = 3 if argv[1] in ("-n", "--namespace") else 1
         verb = argv[verb_at]
         if verb == "patch":
-            target = argv[verb_at + 1]
-            patch = json.loads(option(argv, "-p", "--patch")[0])
-            assert option(argv, "--type") == ["merge"], argv
-            if target in ("configmap", "cm"):
-                assert argv[verb_at + 2] == "cilium-config"
+            resource = argv[verb_at + 1]
+            if resource.startswith("ciliumnodeconfig/"):
+                assert option(argv, "--type") == ["merge"], argv
+                patch = json.loads(option(argv, "-p", "--patch")[0])
+                state["node_patches"][(namespace[0], resource.split("/", 1)[1])] = patch["spec"]["defaults"]
+                assert state["restarted_with"] is None, (
+                    "a CiliumNodeConfig patched after the agents restarted"
+                )
+            elif resource == "configmap":
+                assert argv[verb_at + 2] == "cilium-config" and option(argv, "--type") == ["merge"], argv
                 assert namespace == [state["cilium_ns"]], argv
-                state["data"].update(patch["data"])
+                state["data"].update(json.loads(option(argv, "-p", "--patch")[0])["data"])
             else:
-                kind, name = target.split("/", 1)
-                assert kind == "ciliumnodeconfig", argv
-                state["node_patches"][(namespace[0], name)] = patch["spec"]["defaults"]
+                assert option(argv, "--type") == ["json"], argv
+                kinds = {
+                    "networkpolicy": "NetworkPolicy",
+                    "ciliumnetworkpolicy": "CiliumNetworkPolicy",
+                    "ciliumclusterwidenetworkpolicy": "CiliumClusterwideNetworkPolicy",
+                }
+                key = (kinds[resource], namespace[0] if namespace else None, argv[verb_at + 2])
+                state["policy_patches"].setdefault(key, []).extend(json.loads(option(argv, "-p")[0]))
+        elif verb == "wait":
+            assert argv[verb_at + 1] == "configmap/cilium-config", argv
+            (condition,) = option(argv, "--for")
+            match = re.fullmatch(r"jsonpath=\{\.data\.([\w-]+)\}=(\w+)", condition)
+            assert match, condition
+            assert state["data"].get(match[1]) == match[2], f"{condition} would never hold"
         elif verb == "rollout":
-            assert argv[verb_at + 1] == "restart", argv
-            state["restarted"] = True
+            assert argv[verb_at + 1 :] == ("restart", f"daemonset/{state['agent']}"), argv
+            state["restarted_with"] = dict(state["data"])
         elif verb == "apply":
             assert argv[verb_at + 1 :] == ("-f", "-"), argv
             state["applied"].extend(d for d in yaml.safe_load_all(stdin) if d)
@@ -414,21 +589,30 @@ def _interpret(argv: tuple[str, ...], stdin: str, workdir: Path, state: dict[str
         raise AssertionError(f"unexpected command {argv}")
 
 
-def apply_rendered(snapshot: Snapshot, rendered: Rendered, workdir: Path) -> Applied:
-    """Run the rendered commands (stubbed) and apply their effect to the snapshot."""
+def apply_calls(snapshot: Snapshot, calls: list[Call], target: str, workdir: Path) -> Applied:
+    """Apply recorded calls to the snapshot, as the cluster would."""
     config = snapshot.cilium_config
+    facts = Facts(snapshot)
+    release, release_ns = facts.helm_release
     state: dict[str, Any] = {
+        "target": target,
         "data": dict(config.data) if config else {},
         "cilium_ns": snapshot.cilium_namespace,
+        "agent": facts.cilium_agent.name if facts.cilium_agent else "cilium",
+        "release": release,
+        "release_ns": release_ns,
+        "root_ns": facts.root_namespace or "istio-system",
         "node_patches": {},
+        "policy_patches": {},
         "applied": [],
         "platform_fixed": False,
-        "restarted": False,
+        "restarted_with": None,
         "calls": [],
     }
-    for script in (rendered.apply, rendered.istio):
-        for call in run_script(script, workdir):
-            _interpret(call.argv, call.stdin, workdir, state)
+    for call in calls:
+        _interpret(call, workdir, state)
+    if state["restarted_with"] is not None:
+        assert state["restarted_with"] == state["data"], "cilium-config changed after the agents restarted"
     configs = tuple(
         dataclasses.replace(c, data=state["data"]) if c is config else c for c in snapshot.cilium_configs
     )
@@ -439,17 +623,30 @@ def apply_rendered(snapshot: Snapshot, rendered: Rendered, workdir: Path) -> App
         for nc in snapshot.node_configs
     )
     assert not state["node_patches"], f"patched unknown CiliumNodeConfigs: {state['node_patches']}"
-    policies = list(snapshot.policies)
+    policies = []
+    for policy in snapshot.policies:
+        ops = state["policy_patches"].pop((policy.kind, policy.namespace, policy.name), None)
+        if ops is not None:
+            document = _json_patch(
+                json.loads(json.dumps({"spec": policy.specs[0] if policy.paths[:1] == ("/spec",) else {}})),
+                ops,
+            )
+            policy = dataclasses.replace(policy, specs=(document["spec"], *policy.specs[1:]))
+        policies.append(policy)
+    assert not state["policy_patches"], f"patched unknown policies: {state['policy_patches']}"
     peer_auths = list(snapshot.peer_authentications)
     for doc in state["applied"]:
         meta = doc["metadata"]
         if doc["kind"] == "CiliumClusterwideNetworkPolicy":
-            policies.append(Policy(doc["kind"], None, meta["name"], (doc["spec"],)))
+            policies.append(Policy(doc["kind"], None, meta["name"], (doc["spec"],), ("/spec",)))
         elif doc["kind"] == "PeerAuthentication":
             mode = doc["spec"]["mtls"]["mode"]
             peer_auths.insert(0, PeerAuthentication(meta["namespace"], meta["name"], None, mode))
         else:
             raise AssertionError(f"unexpected manifest {doc['kind']}")
+    pods = snapshot.cilium_pods
+    if state["restarted_with"] is not None:  # the agents start again, after every change above
+        pods = tuple(dataclasses.replace(p, start_time="2099-01-01T00:00:00Z") for p in pods)
     istio_cni: tuple[DaemonSetInfo, ...] = snapshot.istio_cni
     if state["platform_fixed"]:  # istio-k8s with platform="" mounts the standard CNI directories
         paths = {"cni-net-dir": "/etc/cni/net.d", "cni-bin-dir": "/opt/cni/bin"}
@@ -461,8 +658,20 @@ def apply_rendered(snapshot: Snapshot, rendered: Rendered, workdir: Path) -> App
         policies=tuple(policies),
         peer_authentications=tuple(peer_auths),
         istio_cni=istio_cni,
+        cilium_pods=pods,
     )
-    return Applied(after, restarted=state["restarted"], calls=state["calls"])
+    return Applied(after, restarted=state["restarted_with"] is not None, calls=state["calls"])
+
+
+def apply_rendered(snapshot: Snapshot, rendered: Rendered, workdir: Path) -> Applied:
+    """Run the whole rendered script (stubbed) and apply its effect to the snapshot."""
+    return apply_calls(snapshot, run_script(rendered.text(), workdir), rendered.target, workdir)
+
+
+def _plan_of(snapshot: Snapshot, report: Report, scope: str) -> Plan:
+    from istio_cilium_compat.render import _requests
+
+    return plan(Facts(snapshot), _requests(report, scope), scope)
 
 
 # ----------------------------------------------------------------------------- golden outputs
@@ -486,6 +695,401 @@ def test_no_stale_golden_files() -> None:
     assert present <= expected, f"golden files without a case: {sorted(present - expected)}"
 
 
+# ----------------------------------------------------------------------------- the script contract
+
+
+@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
+def test_script_is_bash_with_settings_only_in_heredocs_and_comments(
+    case: str, target: str, scope: str
+) -> None:
+    _, rendered = _rendered(case, target, scope)
+    text = rendered.text()
+    bash_syntax_ok(text)
+    for part in (rendered.apply, rendered.istio):
+        bash_syntax_ok(part)  # each part of `render -o json` runs on its own too
+    assert text.startswith("#!/usr/bin/env bash\n# istio-cilium-compat render: ")
+    header = text.split("\nset -euo pipefail\n", 1)[0]
+    assert all(line.startswith("#") for line in header.splitlines()), header
+    if rendered.nothing_to_change:
+        assert script_lines(text) == []
+        return
+    assert "# It changes, in this order:" in header
+    assert ("# Not addressed here" in header) == bool(rendered.not_addressed)
+    for line in script_lines(text):
+        # Every line bash reads is a command of a known tool, an assignment of a read, or `set`:
+        # no bare YAML or JSON (a `juju exec` script's own lines included).
+        assert COMMAND_LINE.match(line), f"not a command: {line!r}"
+    # The settings appear only commented (config) or inside heredocs / quoted arguments.
+    for line in rendered.config.splitlines():
+        if line.strip():
+            assert f"# {line}".rstrip() in text.splitlines(), line
+
+
+@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
+def test_script_run_once_makes_each_change_once(case: str, target: str, scope: str, tmp_path: Path) -> None:
+    snapshot = CASES[case]()
+    report = evaluate(snapshot)
+    rendered = render(snapshot, report, target=target, scope=scope)
+    applied = apply_rendered(snapshot, rendered, tmp_path)
+    changes = [(c.argv, c.stdin) for c in applied.changes]
+    assert len(changes) == len(set(changes)), f"a change made twice:\n{rendered.text()}"
+    if rendered.nothing_to_change:
+        assert applied.calls == []
+        return
+    the_plan = _plan_of(snapshot, report, scope)
+    tools = [c[0][2:] if c[0][:2] == ("sudo", "k8s") else c[0] for c in changes]
+    helm_based = rendered.target in ("helm", "canonical-k8s", "canonical-k8s-charm")
+    data = snapshot.cilium_config.data if snapshot.cilium_config else {}
+    helm_values = _helm_writes(rendered.target, the_plan, data)[0]
+    assert sum(t[:2] == ("helm", "upgrade") for t in tools) == (1 if helm_based and helm_values else 0)
+    assert sum(t[:3] == ("cilium", "config", "set") for t in tools) == (
+        len(the_plan.writes) if rendered.target == "cilium-cli" else 0
+    )
+    patches = [t for t in tools if t[0] == "kubectl" and "patch" in t]
+    assert sum("configmap" in t for t in patches) == (
+        1 if rendered.target == "configmap-patch" and the_plan.writes else 0
+    )
+    assert sum(any(a.startswith("ciliumnodeconfig/") for a in t) for t in patches) == len(
+        the_plan.node_patches
+    )
+    restarts = sum("rollout" in t for t in tools)
+    cli_restarts = rendered.target == "cilium-cli" and bool(the_plan.writes)
+    assert restarts == (1 if the_plan.restart and not cli_restarts else 0)
+    annotation = [w for w in the_plan.writes if w.setting.k8sd_annotation]
+    canonical = rendered.target in ("canonical-k8s", "canonical-k8s-charm")
+    assert sum(t[0] == "set" for t in tools) == (len(annotation) if canonical else 0)
+    charm = rendered.target == "canonical-k8s-charm"
+    assert sum(t[:3] == ("juju", "config", "k8s") for t in tools) == (len(annotation) if charm else 0)
+    probe = the_plan.probe
+    applies = sum("apply" in t for t in tools)
+    assert applies == int(the_plan.strict_mtls) + int(probe is not None and probe.mode == "clusterwide")
+    policy_patches = [t for t in patches if "--type" in t and "json" in t]
+    assert len(policy_patches) == (len(probe.patches) if probe and probe.mode == "per-policy" else 0)
+
+
+@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
+def test_applying_the_rendering_fixes_the_findings(
+    case: str, target: str, scope: str, tmp_path: Path
+) -> None:
+    snapshot, rendered = _rendered(case, target, scope)
+    before = _active(snapshot)
+    applied = apply_rendered(snapshot, rendered, tmp_path)
+    after = _active(applied.snapshot)
+    # What the header says it addresses is fixed, and nothing it changes adds a finding.
+    assert not after & set(rendered.addressed), f"still {sorted(after & set(rendered.addressed))}"
+    assert after <= before, f"new findings {sorted(after - before)}"
+    assert not after & set(CILIUM_FIXED) - {f for f in before if f in rendered.not_addressed}
+    if before & {*CILIUM_FIXED, "CIC009"} & set(rendered.addressed):
+        assert applied.restarted, "a Cilium change without an agent restart"
+    for finding in rendered.addressed:
+        assert finding in before
+    if scope == "full" and rendered.target in ("canonical-k8s", "canonical-k8s-charm"):
+        assert "CIC004" not in after
+
+
+@pytest.mark.parametrize(("case", "target"), [(c, t) for c in CASES for t in TARGETS])
+def test_each_fix_run_as_printed_fixes_its_finding(case: str, target: str, tmp_path: Path) -> None:
+    """A finding's `fix` is its remedy rendered for the target: run alone, it clears that finding."""
+    snapshot = CASES[case]()
+    report = evaluate(snapshot)
+    resolved = resolve_target(snapshot, target)
+    rendered = render(snapshot, report, target=target)
+    for finding in with_fixes(snapshot, report, target).findings:
+        assert finding.fix or finding.severity is Severity.INFO, finding.id
+        if finding.id not in rendered.addressed:
+            continue
+        bash_syntax_ok(finding.fix)
+        calls = run_script(finding.fix, tmp_path / finding.id)
+        assert calls, f"{finding.id}: the fix runs nothing"
+        applied = apply_calls(snapshot, calls, resolved, tmp_path)
+        assert finding.id not in _active(applied.snapshot), f"{finding.id} after:\n{finding.fix}"
+
+
+def test_render_json_is_the_action_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = EXAMPLES / "canonical-k8s-charmed-istio"
+    assert main(["render", "--manifests", str(folder), "-o", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    snapshot = load_snapshot([folder])
+    rendered = render(snapshot, evaluate(snapshot))
+    assert list(printed) == list(RESULT_KEYS)
+    assert printed == rendered.to_dict()
+    assert printed["addressed"] == ["CIC001", "CIC004"]
+    assert printed["not_addressed"] == ["CIC019"]
+    results = action_results(rendered)
+    assert results == {
+        k.replace("_", "-"): ", ".join(v)
+        if isinstance(v, list)
+        else str(v).lower()
+        if isinstance(v, bool)
+        else v
+        for k, v in printed.items()
+    }
+    nothing = load_snapshot([EXAMPLES / "canonical-k8s-recommended"])
+    empty = action_results(render(nothing, evaluate(nothing)))
+    assert (empty["config"], empty["apply"], empty["istio"]) == (NO_CONFIG, NO_APPLY, "(no Istio change)")
+    assert (empty["addressed"], empty["not-addressed"]) == ("(none)", "(none)")
+
+
+# ----------------------------------------------------------------------------- every command as upstream takes it
+
+
+def test_helm_pins_the_release_chart_version(tmp_path: Path) -> None:
+    _, rendered = _rendered("helm-exclusive-nodeconfig", "helm", "changes")
+    calls = [c.argv for c in run_script(rendered.text(), tmp_path)]
+    read = calls[0]
+    assert read == (
+        "helm",
+        "get",
+        "all",
+        "cilium",
+        "-n",
+        "kube-system",
+        "--template",
+        '{{if eq .Release.Chart.Metadata.Name "cilium"}}{{.Release.Chart.Metadata.Version}}{{end}}',
+    )
+    upgrade = calls[1]
+    assert upgrade[:9] == (
+        "helm",
+        "upgrade",
+        "cilium",
+        "cilium",
+        "-n",
+        "kube-system",
+        "--repo",
+        "https://helm.cilium.io/",
+        "--version",
+    )
+    assert upgrade[9] == CHART_VERSION
+    # Nothing read (another chart, or helm failed): the script stops before any upgrade.
+    stopped = run_script(rendered.text(), tmp_path / "none", chart_version="", check=False)
+    assert [c.argv[:2] for c in stopped] == [("helm", "get")]
+
+
+def test_helm_on_k8sd_cilium_is_rendered_for_canonical_k8s() -> None:
+    snapshot = CASES["canonical-defaults"]()
+    rendered = render(snapshot, evaluate(snapshot), target="helm")
+    assert rendered.target == "canonical-k8s"
+    assert "rendered for canonical-k8s instead" in rendered.header
+    assert "helm upgrade ck-network cilium" not in rendered.text()
+    assert "--repo" not in rendered.text()
+
+
+def test_canonical_fixes_exactly_as_k8sd_expects(tmp_path: Path) -> None:
+    snapshot, rendered = _rendered("canonical-charmed-istio", "canonical-k8s", "changes")
+    calls = apply_rendered(snapshot, rendered, tmp_path).argvs
+    assert calls == [
+        ("sudo", "k8s", "helm", "get", "all", "ck-network", "-n", "kube-system", "--template",
+         "{{.Release.Chart.Metadata.Version}}"),
+        ("sudo", "k8s", "helm", "upgrade", "ck-network", CK_CHART, "-n", "kube-system", "--reuse-values",
+         "--set", "socketLB.hostNamespaceOnly=true"),
+        ("sudo", "k8s", "set", "annotations=k8sd/v1alpha1/cilium/cni-exclusive=-"),
+        ("sudo", "k8s", "kubectl", "-n", "kube-system", "wait", "configmap/cilium-config",
+         "--for=jsonpath={.data.cni-exclusive}=false", "--timeout=300s"),
+        ("sudo", "k8s", "kubectl", "-n", "kube-system", "rollout", "restart", "daemonset/cilium"),
+        ("juju", "config", "-m", "istio-system", "istio-k8s", "platform="),
+    ]  # fmt: skip
+    assert "cni.exclusive" not in rendered.apply  # k8sd owns it: the annotation is the only way
+
+
+def test_canonical_charm_fixes_cni_exclusive_on_every_charm_release(tmp_path: Path) -> None:
+    """cluster-annotations loses the pair (1.32, main) and `k8s set` on the leader removes it (1.33-1.35)."""
+    snapshot, rendered = _rendered("canonical-charmed-istio", "canonical-k8s-charm", "changes")
+    calls = run_script(rendered.text(), tmp_path)
+    local = [c.argv for c in calls if c.where == ""]
+    leader = [c.argv for c in calls if c.where == "leader"]
+    assert [a for a in local if a[:2] == ("juju", "config")] == [
+        ("juju", "config", "k8s", "cluster-annotations"),
+        ("juju", "config", "k8s", "cluster-annotations=k8sd/v1alpha1/cilium/devices=eth+"),
+        ("juju", "config", "-m", "istio-system", "istio-k8s", "platform="),
+    ]
+    assert all(a[:4] == ("juju", "exec", "--unit", "k8s/leader") for a in local if a[1] == "exec")
+    assert not [a for a in local if a[0] != "juju"]
+    assert [a[2:4] for a in leader if a[:2] == ("sudo", "k8s")] == [
+        ("helm", "get"),
+        ("helm", "upgrade"),
+        ("set", "annotations=k8sd/v1alpha1/cilium/cni-exclusive=-"),
+        ("kubectl", "-n"),
+        ("kubectl", "-n"),
+    ]
+    # The option without the pair is kept as it was otherwise; without the pair it is left alone.
+    untouched = run_script(rendered.text(), tmp_path / "b", annotations="a=b  c=d")
+    assert ("juju", "config", "k8s", "cluster-annotations=a=b c=d") in [c.argv for c in untouched]
+    assert not [c for c in calls if c.argv[:2] == ("juju", "ssh")]
+    apply_calls(snapshot, calls, "canonical-k8s-charm", tmp_path)
+
+
+def test_canonical_charm_istio_side_runs_on_the_leader(tmp_path: Path) -> None:
+    _, rendered = _rendered("canonical-charmed-istio", "canonical-k8s-charm", "full")
+    calls = run_script(rendered.istio, tmp_path)
+    applies = [c for c in calls if "apply" in c.argv]
+    assert [c.where for c in applies] == ["leader", "leader"]
+    assert [yaml.safe_load(c.stdin)["kind"] for c in applies] == [
+        "CiliumClusterwideNetworkPolicy",
+        "PeerAuthentication",
+    ]
+    assert all(c.argv[:5] == ("sudo", "k8s", "kubectl", "apply", "-f") for c in applies)
+
+
+def test_cilium_cli_sets_each_key_once_and_restarts_once(tmp_path: Path) -> None:
+    _, rendered = _rendered("plain-cilium-namespace", "cilium-cli", "changes")
+    sets = [
+        c.argv for c in run_script(rendered.text(), tmp_path) if c.argv[:3] == ("cilium", "config", "set")
+    ]
+    assert sets
+    assert len({s[-2] for s in sets}) == len(sets)
+    assert [("--restart=false" in s) for s in sets] == [True] * (len(sets) - 1) + [False]
+    assert all(
+        s[3:5] == ("-n", "cilium") and len(s) in (7, 8) for s in sets
+    )  # KEY VALUE: exactly two arguments
+
+
+# ----------------------------------------------------------------------------- never recommend harm
+
+
+def _probe_case(version: str, **config: str | None) -> Snapshot:
+    objects = _helm_managed(healthy(**config))
+    _set_image(objects, f"quay.io/cilium/cilium:v{version}")
+    objects.append(network_policy("bookinfo", "deny-all", DENY_ALL))
+    objects.append(
+        cnp(
+            "bookinfo",
+            "web",
+            {"endpointSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"fromEndpoints": [{}]}]},
+        )
+    )
+    return build_snapshot(objects)
+
+
+@pytest.mark.parametrize(
+    ("version", "config", "clusterwide"),
+    [
+        ("1.17.4", {}, True),  # enable-non-default-deny-policies absent: agent default true
+        ("1.17.4", {"enable_non_default_deny_policies": "true"}, True),
+        ("1.16.3", {"enable_non_default_deny_policies": "false"}, True),  # the key exists from 1.17 only
+        ("1.17.4", {"enable_non_default_deny_policies": "false"}, False),
+        ("1.19.1", {"enable_non_default_deny_policies": "0"}, False),
+        ("1.15.6", {}, False),  # no enableDefaultDeny before 1.16
+        ("1.15.6", {"enable_policy": "always"}, True),  # every endpoint default-deny already
+    ],
+)
+def test_clusterwide_probe_policy_only_where_enable_default_deny_is_honoured(
+    version: str, config: dict[str, str], clusterwide: bool, tmp_path: Path
+) -> None:
+    snapshot = _probe_case(version, **config)
+    assert clusterwide_probe_policy_safe(Facts(snapshot))[0] is clusterwide
+    for target in TARGETS:
+        for scope in SCOPES:
+            rendered = render(snapshot, evaluate(snapshot), target=target, scope=scope)
+            text = rendered.text()
+            assert ("CiliumClusterwideNetworkPolicy" in rendered.istio) is clusterwide, text
+            assert ("  enableDefaultDeny:\n" in rendered.istio) is (clusterwide and version >= "1.16"), text
+            if "CIC005" in _active(snapshot):
+                assert ("--type json" in rendered.istio) is (not clusterwide), text
+    rendered = render(snapshot, evaluate(snapshot), target="helm")
+    applied = apply_rendered(snapshot, rendered, tmp_path)
+    if not clusterwide:
+        patched: dict[tuple[str, str], Any] = {
+            (p.kind, p.name): p.specs[0] for p in applied.snapshot.policies
+        }
+        web = patched[("CiliumNetworkPolicy", "web")]
+        assert web["ingress"][-1] == {"fromCIDR": ["169.254.7.127/32"]}
+        deny = patched[("NetworkPolicy", "deny-all")]
+        assert deny["ingress"] == [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}]
+    # Nothing the rendering does isolates a pod that was not isolated before: CIC018 never follows.
+    assert "CIC018" not in _active(applied.snapshot)
+
+
+def test_unknown_cilium_version_gets_the_per_policy_allowance() -> None:
+    objects = [o for o in healthy() if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    objects.append(network_policy("bookinfo", "deny-all", DENY_ALL))
+    snapshot = build_snapshot(objects)
+    assert "CIC005" in _active(snapshot)
+    rendered = render(snapshot, evaluate(snapshot), target="configmap-patch")
+    assert "CiliumClusterwideNetworkPolicy" not in rendered.istio
+    assert "kubectl -n bookinfo patch networkpolicy deny-all --type json" in rendered.istio
+    assert "the Cilium version is unknown" in rendered.istio
+
+
+def test_probe_addresses_follow_ipv6_and_istio_overrides(tmp_path: Path) -> None:
+    assert probe_cidrs(Facts(CASES["non-default-deny-off"]())) == ("169.254.7.127/32", PROBE_V6)
+    objects = non_default_deny_off()
+    _set_env(objects, "istio-cni-node", {"HOST_PROBE_SNAT_IP": "169.254.7.99"})
+    snapshot = build_snapshot(objects)
+    assert probe_cidrs(Facts(snapshot)) == ("169.254.7.99/32", PROBE_V6)
+    rendered = render(snapshot, evaluate(snapshot), target="helm")
+    applied = apply_rendered(snapshot, rendered, tmp_path)
+    specs: dict[str, Any] = {p.name: p.specs[0] for p in applied.snapshot.policies}
+    assert specs["frontend"]["ingress"][-1] == {"fromCIDR": ["169.254.7.99/32", PROBE_V6]}
+    assert specs["deny-all"]["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": "169.254.7.99/32"}}, {"ipBlock": {"cidr": PROBE_V6}}]}
+    ]
+    v4_only = build_snapshot(_helm_managed(healthy()))
+    assert probe_cidrs(Facts(v4_only)) == ("169.254.7.127/32",)
+
+
+def test_policy_specs_lists_are_patched_at_their_index() -> None:
+    extra = {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "multi", "namespace": "bookinfo"},
+        "specs": [
+            {"endpointSelector": {}, "egress": [{"toEntities": ["world"]}]},
+            {
+                "endpointSelector": {"matchLabels": {"app": "db"}},
+                "ingressDeny": [{"fromEntities": ["world"]}],
+            },
+        ],
+    }
+    objects = _helm_managed(healthy())
+    _set_image(objects, "quay.io/cilium/cilium:v1.15.6")  # no enableDefaultDeny: per-policy allowances
+    snapshot = build_snapshot([*objects, extra])
+    rendered = render(snapshot, evaluate(snapshot), target="helm")
+    assert '"path":"/specs/1/ingress"' in rendered.istio
+    assert '"path":"/specs/0' not in rendered.istio
+
+
+def test_bpf_masquerade_is_never_turned_off_where_the_agent_needs_it() -> None:
+    snapshot = CASES["masquerade-agent"]()
+    assert {"CIC010", "CIC011"} <= _active(snapshot)
+    for target in TARGETS:
+        for scope in SCOPES:
+            rendered = render(snapshot, evaluate(snapshot), target=target, scope=scope)
+            text = rendered.text()
+            assert "bpf.masquerade=false" not in text and "enable-bpf-masquerade false" not in text
+            assert '"enable-bpf-masquerade":"false"' not in text
+            assert "hostLegacyRouting" in text or "enable-host-legacy-routing" in text
+    # A pre-flight (no ztunnel yet): the full scope would set every value, but not this one.
+    preflight = build_snapshot(without(masquerade_agent(), "DaemonSet", "ztunnel"))
+    text = render(preflight, evaluate(preflight), target="helm", scope="full").text()
+    assert "bpf.masquerade=false" not in text
+    assert (
+        "# Not written: enable-bpf-masquerade=false (CIC010): the agent does not start with it beside "
+        "enable-ip-masq-agent=true."
+    ) in text
+
+
+def test_peer_authentication_api_follows_the_istio_version() -> None:
+    old = render(CASES["old-istio"](), evaluate(CASES["old-istio"]()), target="helm", scope="full")
+    assert "apiVersion: security.istio.io/v1beta1" in old.istio
+    new = render(CASES["compatible"](), evaluate(CASES["compatible"]()), target="helm", scope="full")
+    assert "apiVersion: security.istio.io/v1\n" in new.istio
+
+
+def test_findings_addressed_lists_only_what_the_target_changes() -> None:
+    snapshot = CASES["canonical-charmed-istio"]()
+    report = evaluate(snapshot)
+    by_target = {t: render(snapshot, report, target=t) for t in TARGETS}
+    assert by_target["canonical-k8s"].addressed == ("CIC001", "CIC003", "CIC004")
+    # Only Canonical targets change Istio's platform; none fixes the readiness symptom itself.
+    for target in ("cilium-cli", "configmap-patch"):
+        assert "CIC004" in by_target[target].not_addressed
+        assert "CIC004" not in by_target[target].addressed
+    assert by_target["helm"].apply == by_target["canonical-k8s"].apply  # k8sd: rendered for canonical-k8s
+    example = load_snapshot([EXAMPLES / "canonical-k8s-charmed-istio"])
+    for target in TARGETS:  # none fixes the readiness symptom itself
+        assert "CIC019" in render(example, evaluate(example), target=target).not_addressed
+
+
 # ----------------------------------------------------------------------------- API
 
 
@@ -499,6 +1103,7 @@ def test_auto_target() -> None:
     snapshot = CASES["canonical-defaults"]()
     assert render(snapshot, evaluate(snapshot)).target == "canonical-k8s"
     assert resolve_target(snapshot, "configmap-patch") == "configmap-patch"
+    assert resolve_target(snapshot, "helm") == "canonical-k8s"
 
 
 @pytest.mark.parametrize(("target", "scope"), [("kubectl", "changes"), ("helm", "all"), ("", "full")])
@@ -523,11 +1128,10 @@ def test_nothing_to_change(target: str) -> None:
 def test_findings_the_renderer_does_not_fix_are_named() -> None:
     objects = healthy()
     objects.append(
-        {
-            "apiVersion": "cilium.io/v2",
-            "kind": "CiliumNetworkPolicy",
-            "metadata": {"name": "l7", "namespace": "bookinfo"},
-            "spec": {
+        cnp(
+            "bookinfo",
+            "l7",
+            {
                 "endpointSelector": {},
                 "ingress": [
                     {
@@ -536,13 +1140,16 @@ def test_findings_the_renderer_does_not_fix_are_named() -> None:
                     }
                 ],
             },
-        }
+        )
     )
     snapshot = build_snapshot(objects)
     rendered = render(snapshot, evaluate(snapshot), target="helm")
     assert "CIC006" in _active(snapshot)
-    assert rendered.nothing_to_change
-    assert "Not addressed here (see `istio-cilium-compat check` for their fixes): CIC006" in rendered.text()
+    assert rendered.nothing_to_change and "CIC006" in rendered.not_addressed
+    assert (
+        "# Not addressed here (see `istio-cilium-compat check` for their fixes):\n#   - CIC006: "
+        in rendered.text()
+    )
 
 
 def test_importing_the_renderer_does_not_import_jinja2() -> None:
@@ -551,130 +1158,26 @@ def test_importing_the_renderer_does_not_import_jinja2() -> None:
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
 
 
-def test_old_cilium_gets_no_standalone_probe_policy() -> None:
-    objects = healthy()
-    objects.append(network_policy("bookinfo", "deny-all", DENY_ALL))
-    _set_image(objects, "quay.io/cilium/cilium:v1.15.6")
-    snapshot = build_snapshot(objects)
-    rendered = render(snapshot, evaluate(snapshot), target="helm")
-    assert "CIC005" in _active(snapshot)
-    assert "CiliumClusterwideNetworkPolicy" not in rendered.istio
-    assert "fromCIDR" in rendered.istio and "default-deny" in rendered.istio
+def test_no_command_is_built_in_the_rules() -> None:
+    """render.py and its templates are the only place that spells commands."""
+    rules = ROOT / "src" / "istio_cilium_compat" / "rules"
+    assert not (rules / "fixes.py").exists()
+    for path in rules.glob("*.py"):
+        text = path.read_text()
+        changing = ("kubectl patch", "kubectl apply", "rollout restart", "helm upgrade", "cilium config set")
+        for word in (*changing, "juju config", "k8s set", "juju exec"):
+            assert word not in text, f"{path.name}: {word!r}"
 
 
-# ----------------------------------------------------------------------------- outputs are valid and work
+def test_remedies_merge_without_duplicates() -> None:
+    from istio_cilium_compat import remedy as r
 
-
-@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
-def test_yaml_outputs_parse(case: str, target: str, scope: str) -> None:
-    _, rendered = _rendered(case, target, scope)
-    if target in ("helm", "canonical-k8s", "canonical-k8s-charm") and rendered.config:
-        values = yaml.safe_load(rendered.config)
-        helm_overlay(values or {})
-    if target == "configmap-patch" and rendered.config:
-        assert set(json.loads(rendered.config)) == {"data"}
-    for body in heredocs(rendered.apply) + heredocs(rendered.istio):
-        for doc in yaml.safe_load_all(body):
-            assert isinstance(doc, dict)
-            if doc.get("kind") == "CiliumClusterwideNetworkPolicy":
-                assert doc["apiVersion"] == "cilium.io/v2"
-                assert doc["metadata"]["name"] == "allow-ambient-hostprobes"
-                assert doc["spec"]["endpointSelector"] == {}
-                assert doc["spec"]["ingress"] == [{"fromCIDR": ["169.254.7.127/32"]}]
-                assert doc["spec"]["enableDefaultDeny"] == {"ingress": False, "egress": False}
-            elif doc.get("kind") == "PeerAuthentication":
-                assert doc["apiVersion"] == "security.istio.io/v1"
-                assert doc["metadata"]["name"] == "default"
-                assert doc["spec"] == {"mtls": {"mode": "STRICT"}}
-    if target == "helm" and rendered.config:
-        assert heredocs(rendered.apply)[0] == rendered.config
-
-
-@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
-def test_shell_outputs_are_valid_bash(case: str, target: str, scope: str) -> None:
-    _, rendered = _rendered(case, target, scope)
-    for script in (rendered.apply, rendered.istio, rendered.config if target == "cilium-cli" else ""):
-        bash_syntax_ok(script)
-
-
-@pytest.mark.parametrize(("case", "target", "scope"), COMBOS)
-def test_applying_the_rendering_fixes_the_findings(
-    case: str, target: str, scope: str, tmp_path: Path
-) -> None:
-    snapshot, rendered = _rendered(case, target, scope)
-    before = _active(snapshot)
-    applied = apply_rendered(snapshot, rendered, tmp_path)
-    after = _active(applied.snapshot)
-    assert not after & set(CILIUM_FIXED), (
-        f"still {sorted(after & set(CILIUM_FIXED))} after:\n{rendered.apply}"
+    merged = r.merge(
+        [r.Remedy(cilium=(r.HOSTNS_ONLY,), restart_agents=True), r.Remedy(cilium=(r.HOSTNS_ONLY,))]
     )
-    assert "CIC002" not in after
-    if rendered.istio and "CiliumClusterwideNetworkPolicy" in rendered.istio:
-        assert "CIC005" not in after
-    if target in ("canonical-k8s", "canonical-k8s-charm"):
-        assert "CIC004" not in after
-    if before & {*CILIUM_FIXED, "CIC009"} and snapshot.cilium_config is not None:
-        assert applied.restarted, "a Cilium change without an agent restart"
-    if rendered.nothing_to_change:
-        assert applied.calls == []
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_full_scope_sets_every_needed_value(target: str, tmp_path: Path) -> None:
-    snapshot, rendered = _rendered("compatible", target, "full")
-    applied = apply_rendered(snapshot, rendered, tmp_path)
-    config = applied.snapshot.cilium_config
-    assert config is not None
-    assert config.data["bpf-lb-sock-hostns-only"] == "true"
-    assert config.data["cni-exclusive"] == "false"
-    assert config.data["enable-bpf-masquerade"] == "false"
-    assert config.data["enable-host-legacy-routing"] == "true"
-    kinds = {p.kind for p in applied.snapshot.policies}
-    assert "CiliumClusterwideNetworkPolicy" in kinds
-
-
-def test_canonical_fixes_exactly_as_k8sd_expects(tmp_path: Path) -> None:
-    snapshot, rendered = _rendered("canonical-charmed-istio", "canonical-k8s", "changes")
-    calls = apply_rendered(snapshot, rendered, tmp_path).calls
-    assert ("sudo", "k8s", "set", "annotations=k8sd/v1alpha1/cilium/cni-exclusive=-") in calls
-    helm = [c for c in calls if c[:4] == ("sudo", "k8s", "helm", "upgrade")]
-    assert helm == [
-        (
-            "sudo",
-            "k8s",
-            "helm",
-            "upgrade",
-            "ck-network",
-            "/snap/k8s/current/k8s/manifests/charts/cilium-*.tgz",
-            "-n",
-            "kube-system",
-            "--reuse-values",
-            "--set",
-            "socketLB.hostNamespaceOnly=true",
-        )
-    ]
-    assert "cni.exclusive" not in rendered.apply  # k8sd owns it: the annotation is the only way
-    assert "keeps values it does not set" in rendered.apply
-    assert 'juju config istio-k8s platform=""' in rendered.istio
-
-
-def test_canonical_charm_runs_helm_on_the_leader(tmp_path: Path) -> None:
-    _, rendered = _rendered("canonical-charmed-istio", "canonical-k8s-charm", "changes")
-    calls = run_script(rendered.apply, tmp_path)
-    argvs = [c.argv for c in calls]
-    assert ("juju", "config", "k8s", "cluster-annotations=k8sd/v1alpha1/cilium/cni-exclusive=-") in argvs
-    remote = [remote_argv(c) for c in calls if c.argv[:2] == ("juju", "exec")]
-    assert remote[0][:4] == ("sudo", "k8s", "helm", "upgrade")
-    assert remote[-1] == (
-        "sudo",
-        "k8s",
-        "kubectl",
-        "-n",
-        "kube-system",
-        "rollout",
-        "restart",
-        "daemonset/cilium",
-    )
+    assert merged.cilium == (r.HOSTNS_ONLY,) and merged.restart_agents
+    ref = PolicyRef("NetworkPolicy", "a", "b")
+    assert r.merge([Remedy(isolating=(ref,)), Remedy(isolating=(ref,))]).isolating == (ref,)
 
 
 # ----------------------------------------------------------------------------- hostile names
@@ -685,7 +1188,12 @@ HOSTILE = "x'y\"z $(touch pwned) `touch pwned2` ;a|b&c<d>e\\f #g\nh\u2028i\x85j"
 def hostile_cluster(canonical: bool, release: str) -> Snapshot:
     """Every cluster-supplied name that reaches a command holds quotes, substitutions and newlines."""
     ns, ds, nc, root = f"ns {HOSTILE}", f"ds {HOSTILE}", f"nc {HOSTILE}", f"istio {HOSTILE}"
-    data = {**healthy()[0]["data"], "bpf-lb-sock-hostns-only": "false", "cni-exclusive": "true"}
+    data = {
+        **healthy()[0]["data"],
+        "bpf-lb-sock-hostns-only": "false",
+        "cni-exclusive": "true",
+        "enable-non-default-deny-policies": "false",  # per-policy probe allowances, with the names in them
+    }
     annotations = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": f"rns {HOSTILE}"}
     objects = [
         configmap(data, namespace=ns, labels=HELM_LABELS, annotations=annotations),
@@ -702,8 +1210,8 @@ def hostile_cluster(canonical: bool, release: str) -> Snapshot:
         ztunnel(namespace=root),
         istio_cni(namespace=root, conf="/var/snap/microk8s/current/args/cni-network"),
         namespace(root, mode=None),
-        namespace("bookinfo"),
-        network_policy("bookinfo", "deny-all", DENY_ALL),
+        namespace(f"app {HOSTILE}"),
+        network_policy(f"app {HOSTILE}", f"deny {HOSTILE}", DENY_ALL),
     ]
     if canonical:
         objects.append(configmap({}, name="k8sd-config"))
@@ -727,84 +1235,87 @@ def test_hostile_names_stay_quoted(
     config = snapshot.cilium_config
     assert config is not None and snapshot.cilium_namespace == f"ns {HOSTILE}"
     rendered = render(snapshot, evaluate(snapshot), target=target, scope=scope)
-    ns, ds, nc, root = f"ns {HOSTILE}", f"ds {HOSTILE}", f"nc {HOSTILE}", f"istio {HOSTILE}"
+    ns, ds, nc = f"ns {HOSTILE}", f"ds {HOSTILE}", f"nc {HOSTILE}"
     release_ns = f"rns {HOSTILE}"
-
-    # A name cannot end a `#` comment early: the notes stay comment lines (the scripts are run below).
-    assert all(line.startswith("#") for line in rendered.notes.splitlines())
-
-    calls: list[Call] = []
-    for script in (rendered.apply, rendered.istio):
-        bash_syntax_ok(script)
-        script_calls = run_script(script, tmp_path)
-        # shlex reads each command as bash runs it
-        expected = [c for c in shell_commands(script) if c[0] != "cat"]
-        assert [c.argv for c in script_calls] == expected
-        calls.extend(script_calls)
+    text = rendered.text()
+    bash_syntax_ok(text)
+    # A name cannot end a `#` comment or a quoted word early: the header stays comments, each command one line
+    # (a `juju exec` script spans lines of its own, and a heredoc its body).
+    assert all(line.startswith("#") for line in rendered.header.splitlines())
+    calls = run_script(text, tmp_path)
     argvs = [c.argv for c in calls]
     assert not [a for a in argvs if a[0] in ("touch", "NOT-FOUND")], argvs
     assert not list(tmp_path.glob("pwned*"))
-
-    remote = [remote_argv(c) for c in calls if c.argv[0] == "juju" and c.argv[1] in ("exec", "ssh")]
-    for c in calls:
-        if c.argv[0] == "juju" and c.argv[1] in ("exec", "ssh"):
-            # the unit's shell must split the remote command the same way: run it through bash too
-            inner = run_script(c.argv[-1] + "\n", tmp_path / "remote")
-            assert [i.argv for i in inner] == [remote_argv(c)]
-    commands = [a[2:] if a[:2] == ("sudo", "k8s") else a for a in [*argvs, *remote]]
+    commands = [a[2:] if a[:2] == ("sudo", "k8s") else a for a in argvs if a[:2] != ("juju", "exec")]
 
     node_patch = ("kubectl", "-n", ns, "patch", f"ciliumnodeconfig/{nc}", "--type", "merge", "-p")
     patches = [a for a in commands if a[: len(node_patch)] == node_patch]
     assert [json.loads(a[-1]) for a in patches] == [
         {"spec": {"defaults": {"enable-host-legacy-routing": "true"}}}
     ]
-    assert ("kubectl", "-n", ns, "rollout", "restart", f"daemonset/{ds}") in commands or (
-        target == "cilium-cli"
-    )
+    resolved = rendered.target
+    assert (
+        "kubectl",
+        "-n",
+        ns,
+        "rollout",
+        "restart",
+        f"daemonset/{ds}",
+    ) in commands or resolved == "cilium-cli"
+    deny = [a for a in commands if "networkpolicy" in a]
+    assert [a[:6] for a in deny] == [
+        ("kubectl", "-n", f"app {HOSTILE}", "patch", "networkpolicy", f"deny {HOSTILE}")
+    ]
 
-    if target == "helm":
-        helm = [a for a in commands if a[:2] == ("helm", "upgrade")]
-        flags = ("-n", release_ns, "--version", "1.17.4", "--reuse-values", "-f", "values-istio-ambient.yaml")
-        if release.startswith("-"):
-            assert helm == [("helm", "upgrade", *flags, "--", release, "cilium/cilium")]
-        else:
-            assert helm == [("helm", "upgrade", release, "cilium/cilium", *flags)]
-    elif target == "cilium-cli":
+    upgrades = [a for a in commands if a[:2] == ("helm", "upgrade")]
+    if resolved in ("helm", "canonical-k8s", "canonical-k8s-charm"):
+        (upgrade,) = upgrades
+        assert positional(upgrade, HELM_VALUE_FLAGS) == [
+            release,
+            "cilium" if resolved == "helm" else CK_CHART,
+        ]
+        assert option(upgrade, "-n") == [release_ns] and "--reuse-values" in upgrade
+        assert upgrade.index("--") == len(upgrade) - 3 if release.startswith("-") else "--" not in upgrade
+        expected = {"socketLB.hostNamespaceOnly=true"} | (
+            {"cni.exclusive=false"} if resolved == "helm" else set()
+        )
+        if scope == "full":
+            expected |= {"bpf.masquerade=false", "bpf.hostLegacyRouting=true"}
+        assert set(option(upgrade, "--set")) == expected
+    if resolved == "helm":
+        assert option(upgrades[0], "--version") == [CHART_VERSION]
+    elif resolved == "cilium-cli":
         sets = [a for a in commands if a[:3] == ("cilium", "config", "set")]
         assert sets and all(a[3:5] == ("-n", ns) for a in sets)
         assert [("--restart=false" in a) for a in sets] == [True] * (len(sets) - 1) + [False]
         if scope == "changes":
             assert [a[-2:] for a in sets] == [("bpf-lb-sock-hostns-only", "true"), ("cni-exclusive", "false")]
-    elif target == "configmap-patch":
+    elif resolved == "configmap-patch":
         patch = [a for a in commands if a[:5] == ("kubectl", "-n", ns, "patch", "configmap")]
         assert len(patch) == 1 and patch[0][5] == "cilium-config"
-    else:
-        helm = [a for a in commands if a[:2] == ("helm", "upgrade")]
-        chart = "/snap/k8s/current/k8s/manifests/charts/cilium-*.tgz"
-        sets = ("--set", "socketLB.hostNamespaceOnly=true")
-        if scope == "full":
-            sets = (*sets, "--set", "bpf.masquerade=false", "--set", "bpf.hostLegacyRouting=true")
-        if release.startswith("-"):
-            assert helm == [
-                ("helm", "upgrade", "-n", release_ns, "--reuse-values", *sets, "--", release, chart)
-            ]
-        else:
-            assert helm == [("helm", "upgrade", release, chart, "-n", release_ns, "--reuse-values", *sets)]
 
     manifests = [yaml.safe_load(c.stdin) for c in calls if c.stdin]
     peer_auths = [m for m in manifests if m["kind"] == "PeerAuthentication"]
     # STRICT mTLS is offered in the full scope only: no finding asks for it since CIC002 retired.
-    assert [m["metadata"]["namespace"] for m in peer_auths] == ([root] if scope == "full" else [])
-    applied = apply_rendered(snapshot, rendered, tmp_path / "apply")
+    assert [m["metadata"]["namespace"] for m in peer_auths] == (
+        [f"istio {HOSTILE}"] if scope == "full" else []
+    )
+    applied = apply_calls(snapshot, calls, resolved, tmp_path)
     assert not _active(applied.snapshot) & {"CIC001", "CIC003", "CIC011", "CIC022"}
 
 
 def test_escaping_filters() -> None:
     from istio_cilium_compat.render import one_line, sh, to_json, yaml_str
 
-    for value in (HOSTILE, "", "-n", "\U0001f600\U000e0001", "a\x00b"):
-        if "\x00" not in value:
-            assert shlex.split(sh(value)) == [value]
+    for value in (HOSTILE, "", "-n", "\U0001f600\U000e0001", "a\x01b"):
+        printed = subprocess.run(
+            ["bash", "-c", f"printf %s {sh(value)}"],
+            capture_output=True,
+            text=True,
+            env={"LC_ALL": "C.UTF-8"},
+        ).stdout
+        assert printed == value
+        assert "\n" not in sh(value)
         assert yaml.safe_load(yaml_str(value)) == value
         assert "\n" not in yaml_str(value) and "\n" not in one_line(value)
         assert json.loads(to_json({"k": value})) == {"k": value}
@@ -816,7 +1327,7 @@ def test_cilium_config_missing_still_renders_full() -> None:
     rendered = render(snapshot, evaluate(snapshot), target="auto", scope="full")
     assert rendered.target == "cilium-cli"
     assert "cilium-config was not found" in rendered.text()
-    assert "cilium config set -n kube-system" in rendered.config
+    assert "cilium config set -n kube-system" in rendered.apply
 
 
 def _node_config_snapshot(defaults: dict[str, str]) -> Snapshot:

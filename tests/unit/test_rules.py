@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from istio_cilium_compat.assemble import build_snapshot
+from istio_cilium_compat.render import with_fixes
 from istio_cilium_compat.report import Severity, Verdict
 from istio_cilium_compat.rules import RETIRED, evaluate, registered
 from istio_cilium_compat.snapshot import ReadProblem
@@ -721,12 +722,13 @@ CASES: list[tuple[str, list[Obj], list[tuple[str, Severity]], Verdict]] = [
     ("objects", "expected", "verdict"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_rule_table(objects: list[Obj], expected: list[tuple[str, Severity]], verdict: Verdict) -> None:
-    report = evaluate(build_snapshot(objects))
+    snapshot = build_snapshot(objects)
+    report = evaluate(snapshot)
     assert [(f.id, f.severity) for f in report.ordered] == expected
     assert report.verdict is verdict
-    for finding in report.findings:
+    for finding in with_fixes(snapshot, report).findings:
         assert finding.evidence, finding.id
-        assert finding.summary and finding.fix
+        assert finding.summary and finding.fix, finding.id
 
 
 PROBLEM_CASES = [
@@ -776,12 +778,11 @@ def test_unparsable_value_is_quoted_in_evidence() -> None:
 
 
 def test_node_override_named_in_summary_and_fix() -> None:
-    report = evaluate(
-        build_snapshot([*healthy(), node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"})])
-    )
-    finding = report.findings[0]
+    snapshot = build_snapshot([*healthy(), node_config("pool-a", {"bpf-lb-sock-hostns-only": "false"})])
+    finding = with_fixes(snapshot, evaluate(snapshot)).findings[0]
     assert "CiliumNodeConfig kube-system/pool-a" in finding.summary
-    assert "patch ciliumnodeconfig pool-a" in finding.fix
+    assert "patch ciliumnodeconfig/pool-a --type merge" in finding.fix
+    assert "patch configmap" not in finding.fix  # cilium-config itself is right
 
 
 def test_old_cilium_strict_and_host_reachable_services() -> None:

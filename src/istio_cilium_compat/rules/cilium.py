@@ -9,7 +9,6 @@ from ..report import Evidence, Severity
 from . import effective
 from .effective import SOCKET_LB_KEYS, socket_lb_bypasses
 from .facts import ConfigView, Facts, capped, format_version
-from .fixes import cilium_setting, node_config_fix, restart_agents
 from .registry import Hit, rule
 
 HOSTNS_ONLY = "bpf-lb-sock-hostns-only"
@@ -23,11 +22,6 @@ READ_KEYS = (
     "enable-ztunnel",
     "enable-policy",
 )
-
-
-def _with_node_fix(fix: str, facts: Facts, key: str, value: str) -> str:
-    node_fix = node_config_fix(facts, key, value)
-    return f"{fix}\nCiliumNodeConfig overrides:\n{node_fix}" if node_fix else fix
 
 
 CONFIG_READS = ("cilium_configs", "node_configs", "cilium_agents")
@@ -100,12 +94,6 @@ def socket_lb_bypass(facts: Facts) -> Hit | None:
             "failover are bypassed, and source metrics lose the Service labels."
         ),
         evidence=capped(evidence),
-        fix=_with_node_fix(
-            cilium_setting(facts, "socketLB.hostNamespaceOnly", HOSTNS_ONLY, "true"),
-            facts,
-            HOSTNS_ONLY,
-            "true",
-        ),
     )
 
 
@@ -135,24 +123,23 @@ def _setting_finding(
     *,
     key: str,
     bad: bool,
-    good: str,
     summary: str,
     detail: str,
-    fix: str,
     explicit_only: bool = False,
 ) -> Hit | None:
-    """A boolean setting with a wrong value (globally or per node); an unparsable one is a warning."""
+    """A boolean setting with a wrong value (globally or per node); an unparsable one is a warning.
+
+    The fix is the rule's remedy: the renderer writes it, CiliumNodeConfig overrides included.
+    """
     wrong, invalid = _bool_rule(facts, key=key, bad=bad, explicit_only=explicit_only)
-    fix = _with_node_fix(fix, facts, key, good)
     if wrong:
-        return Hit(summary, detail, capped(wrong), fix=fix)
+        return Hit(summary, detail, capped(wrong))
     if invalid:
         return Hit(
             f"cilium-config {key} does not parse as a boolean",
             "The agent reads an unparsable boolean as false or refuses to start; the value must be fixed.",
             capped(invalid),
             severity=Severity.WARNING,
-            fix=fix,
         )
     return None
 
@@ -179,24 +166,15 @@ INVALID_IS_WARNING = frozenset({Severity.WARNING})
 )
 def cni_exclusive(facts: Facts) -> Hit | None:
     """CIC003: exclusive Cilium moves Istio CNI's configuration aside."""
-    if facts.snapshot.canonical_k8s:
-        fix = (
-            'Canonical Kubernetes: remove the annotation (any value, even "false", turns exclusivity on): '
-            'sudo k8s set annotations="k8sd/v1alpha1/cilium/cni-exclusive=-"'
-        )
-    else:
-        fix = cilium_setting(facts, "cni.exclusive", "cni-exclusive", "false")
     return _setting_finding(
         facts,
         key="cni-exclusive",
         bad=True,
-        good="false",
         summary="Cilium is the exclusive CNI and removes Istio CNI's config: set cni-exclusive=false",
         detail=(
             "With cni-exclusive, the agent renames other CNI configurations in the node's CNI "
             "directory to *.cilium_bak, Istio CNI's included: ambient pods are not captured."
         ),
-        fix=fix,
     )
 
 
@@ -323,7 +301,6 @@ def restart_pending(facts: Facts) -> Hit | None:
         summary="cilium-config changed after the agents started: restart them to apply",
         detail="The Cilium agents read cilium-config only at start; they still run the old values.",
         evidence=capped(evidence),
-        fix=restart_agents(facts),
     )
 
 
@@ -340,8 +317,12 @@ HOST_ROUTING_KEYS = (
 MASQUERADE_GUARDS = ("install-no-conntrack-iptables-rules", "enable-ip-masq-agent")
 
 
-def _bpf_masquerade_remedy(facts: Facts) -> tuple[r.Remedy, str]:
-    """Never a fix the agent refuses: keep BPF masquerade where a setting requires it."""
+def _bpf_masquerade_remedy(facts: Facts) -> r.Remedy:
+    """Never a fix the agent refuses: keep BPF masquerade where a setting requires it.
+
+    Then the remedy is legacy host routing, and its step says what stays unsupported (no target can
+    change that: the finding remains, as a warning).
+    """
     guards = [
         view.bool(key).evidence(f"on {view.label}")
         for view in facts.views
@@ -350,16 +331,15 @@ def _bpf_masquerade_remedy(facts: Facts) -> tuple[r.Remedy, str]:
     ]
     if guards:
         held = ", ".join(sorted({e.key or "" for e in guards}))
-        return (
-            r.Remedy(cilium=(r.LEGACY_HOST_ROUTING,), restart_agents=True),
-            f"Keep BPF masquerading ({held} requires it: the agent refuses to start without it) and use "
-            "legacy host routing, which keeps probes of ambient pods working (istio/istio#52208): "
-            + cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
+        return r.Remedy(
+            cilium=(r.LEGACY_HOST_ROUTING,),
+            restart_agents=True,
+            steps=(
+                f"Keep BPF masquerading ({held} requires it: the agent refuses to start without it) and use "
+                "legacy host routing, which keeps probes of ambient pods working (istio/istio#52208).",
+            ),
         )
-    return (
-        r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True),
-        cilium_setting(facts, "bpf.masquerade", "enable-bpf-masquerade", "false"),
-    )
+    return r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True)
 
 
 @rule(
@@ -407,7 +387,7 @@ def bpf_masquerade(facts: Facts) -> Hit | None:
                 + ("BPF: probes of ambient pods fail (CIC011)" if routing.bpf else "legacy")
             )
         )
-    remedy, fix = _bpf_masquerade_remedy(facts)
+    remedy = _bpf_masquerade_remedy(facts)
     if evidence:
         severity = Severity.ERROR if with_bpf_routing else Severity.WARNING
         return Hit(
@@ -422,7 +402,6 @@ def bpf_masquerade(facts: Facts) -> Hit | None:
             evidence=capped(evidence),
             severity=severity,
             remedy=remedy,
-            fix=_with_node_fix(fix, facts, remedy.cilium[0].key, remedy.cilium[0].value),
         )
     if invalid:
         return Hit(
@@ -431,7 +410,6 @@ def bpf_masquerade(facts: Facts) -> Hit | None:
             capped(invalid),
             severity=Severity.WARNING,
             remedy=remedy,
-            fix=fix,
         )
     return None
 
@@ -485,12 +463,6 @@ def host_routing(facts: Facts) -> Hit | None:
             "kubelet probes of ambient pods time out (istio/istio#52208, cilium/cilium#36022)." + caveat
         ),
         evidence=capped(evidence),
-        fix=_with_node_fix(
-            cilium_setting(facts, "bpf.hostLegacyRouting", "enable-host-legacy-routing", "true"),
-            facts,
-            "enable-host-legacy-routing",
-            "true",
-        ),
     )
 
 
@@ -550,16 +522,10 @@ def cilium_ztunnel(facts: Facts) -> Hit | None:
         facts,
         key="enable-ztunnel",
         bad=True,
-        good="false",
         summary="Cilium's ztunnel encryption runs beside Istio ambient: use only one",
         detail=(
             "Cilium 1.19's ztunnel encryption (beta) runs its own ztunnel with its own enrollment beside Istio's. "
             "Neither project documents the two together; no upstream report shows a failure either, so this is "
             "a warning: run one of them."
-        ),
-        fix=(
-            "Use one ztunnel: for Istio ambient, turn Cilium's off (Helm: encryption.enabled=false where "
-            "encryption.type=ztunnel; cilium CLI: cilium config set enable-ztunnel false), then "
-            f"{restart_agents(facts)}"
         ),
     )

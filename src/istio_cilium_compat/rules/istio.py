@@ -13,7 +13,6 @@ from .facts import (
     capped,
     object_name,
 )
-from .fixes import sh
 from .registry import Hit, rule
 
 # Volume names in the cilium agent and istio-cni-node DaemonSets (upstream charts and istio-k8s).
@@ -76,10 +75,6 @@ def cni_dirs_mismatch(facts: Facts) -> Hit | None:
             + (" The paths are MicroK8s', from istio-k8s' default platform=microk8s." if microk8s else "")
         ),
         evidence=tuple(evidence),
-        fix=(
-            'Canonical Kubernetes: juju config istio-k8s platform=""\n'
-            "Other Istio installs: set global.platform, or cni.cniConfDir / cni.cniBinDir to Cilium's directories."
-        ),
     )
 
 
@@ -149,7 +144,7 @@ def odd_enrollment(facts: Facts) -> Hit | None:
             "(ambient.enablementSelectors), which this check does not read."
         ),
         evidence=capped(evidence, "more namespaces"),
-        fix="kubectl label namespace <name> istio.io/dataplane-mode=ambient --overwrite",
+        fix="Set the label to ambient on the namespaces above (or remove it to leave them out of the mesh).",
     )
 
 
@@ -177,7 +172,6 @@ def not_ready(facts: Facts) -> Hit | None:
         )
         for ds in lagging
     ]
-    looks = "\n".join(f"kubectl -n {sh(ds.namespace)} describe daemonset/{sh(ds.name)}" for ds in lagging)
     return Hit(
         summary="ztunnel or istio-cni-node is not ready on every node: ambient pods there are not served",
         detail=(
@@ -185,7 +179,10 @@ def not_ready(facts: Facts) -> Hit | None:
             "pods there lose mesh connectivity. CIC004 (CNI directories) is the usual cause on Cilium."
         ),
         evidence=tuple(evidence),
-        fix=f"Fix CIC004 first if it holds; then see why the pods are not ready:\n{looks}",
+        fix=(
+            "Fix CIC004 first if it holds; then see why the pods are not ready: the events of the "
+            "DaemonSets above and of their pods that are not ready (kubectl describe)."
+        ),
     )
 
 

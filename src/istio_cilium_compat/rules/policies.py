@@ -202,13 +202,17 @@ def probes_blocked(facts: Facts) -> Hit | None:
             )
         )
     seen: set[tuple[str, str]] = set()
+    isolating: dict[r.PolicyRef, None] = {}
     for policy in facts.snapshot.policies:
-        for spec in policy.specs:
+        for index, spec in enumerate(policy.specs):
             if not isolates_ingress(policy, spec):
                 continue
             for ns in meets(policy, spec, ambient, facts.policy_scope_set):
                 key = (policy_name(policy), ns)
-                if ns in allowed or key in seen:
+                if ns in allowed:
+                    continue
+                isolating[r.PolicyRef.of(policy, index)] = None
+                if key in seen:
                     continue
                 seen.add(key)
                 evidence.append(
@@ -227,10 +231,7 @@ def probes_blocked(facts: Facts) -> Hit | None:
             "(istio/istio#49277, Istio's Cilium prerequisites)."
         ),
         evidence=capped(evidence, "more policies"),
-        fix=(
-            f"Allow ingress from {sources} (a /32 or /128, TCP) in the policies that isolate ambient pods: an ipBlock in a "
-            "NetworkPolicy, fromCIDR in a Cilium policy."
-        ),
+        remedy=r.Remedy(istio=("probe-allowance",), isolating=tuple(isolating)),
     )
 
 

@@ -242,5 +242,4 @@ def waypoints_bypassed(facts: Facts) -> Hit | None:
             "are silently not applied to it. Fix CIC001."
         ),
         evidence=capped(evidence, "more objects"),
-        fix="Set bpf-lb-sock-hostns-only=true (CIC001); the waypoints then see Service traffic again.",
     )
