@@ -65,7 +65,7 @@ ISTIO_CHANNEL = os.environ.get("ISTIO_K8S_CHANNEL", "dev/edge")
 STATUS = re.compile(r"^(Cilium .*: compatible|CIC0\d\d: )")
 
 
-NO_CONFIG = "(no Cilium setting to change)"  # src/charm.py: results are never empty strings
+NO_CONFIG = "(no Cilium setting to change)"  # render.action_results: results are never empty
 
 
 def _leaves(results: dict[str, Any]) -> list[Any]:

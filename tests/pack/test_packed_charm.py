@@ -218,15 +218,18 @@ def test_check_compatibility_action(build: Build, unit: Path, broken_kube: FakeK
     assert {r.method for r in broken_kube.requests} == {"GET"}
 
 
-@pytest.mark.parametrize("target", ["helm", "canonical-k8s"])
+@pytest.mark.parametrize(
+    ("target", "resolved"),
+    [("cilium-cli", "cilium-cli"), ("helm", "canonical-k8s")],  # k8sd owns the Helm release
+)
 def test_render_cilium_config_action(
-    target: str, build: Build, unit: Path, broken_kube: FakeKube, tmp_path: Path
+    target: str, resolved: str, build: Build, unit: Path, broken_kube: FakeKube, tmp_path: Path
 ) -> None:
     result = action(build, unit, "render-cilium-config", {"target": target}, kube_env(broken_kube, tmp_path))
     assert_one_status(result, "render-cilium-config")
     assert result.action_failed() is None
     results = result.action_results()
-    assert results["target"] == target
+    assert results["target"] == resolved
     assert results["scope"] == "changes"
     assert results["nothing-to-change"] == "false"
     assert "bpf-lb-sock-hostns-only" in results["config"] + results["apply"]
