@@ -521,3 +521,29 @@ def test_action_runtime_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         f"Cilium 1.17.4: compatible with Istio ambient ({N_CHECKS} checks)"
     )
     assert "runtime" not in without and without["verdict"] == "compatible"
+
+
+def test_without_a_root_namespace_every_namespace_is_listed(tmp_path: Path) -> None:
+    objects = [*healthy(), ztunnel_pod("ztunnel-x", "node-x", namespace="mesh")]
+    with FakeKube(objects) as fake:
+        fake.serve_pod_port("mesh", "ztunnel-x", 15020, PodPort(exposition(NODE_B_CONNS).encode()))
+        summary = probe(client(fake, tmp_path), namespace=None)
+        paths = [r.path for r in fake.requests]
+    assert paths == ["/api/v1/pods", "/api/v1/namespaces/mesh/pods/ztunnel-x:15020/proxy/metrics"]
+    assert [(p.namespace, p.read) for p in summary.pods] == [("mesh", True)]
+
+
+def test_cli_runtime_yaml_has_the_runtime_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    with FakeKube(cluster()) as fake:
+        serve(fake, "ztunnel-a", NODE_A_CONNS)
+        serve(fake, "ztunnel-b", NODE_B_CONNS)
+        kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        main(["check", "--kubeconfig", kubeconfig, "--runtime", "-o", "yaml"])
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert data["runtime"]["outbound"] == {
+        "with_service": 7,
+        "without_service": 8,
+        "without_service_to_pod": 7,
+    }
