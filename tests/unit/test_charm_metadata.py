@@ -115,7 +115,10 @@ def test_metadata_identity() -> None:
     assert METADATA["name"] == "istio-cilium-compat-k8s"
     assert METADATA.get("display-name")
     assert METADATA["summary"] and "\n" not in METADATA["summary"].strip()
-    assert "PERMISSIVE" in METADATA["description"]  # says why: the silent-plaintext trap
+    # Says why: socket LB loses the Service address (waypoints skipped); mTLS is kept in ambient,
+    # so the sidecar-era "plaintext" claim (retired CIC002) must not come back.
+    assert "waypoint" in METADATA["description"]
+    assert "plaintext" not in METADATA["description"]
 
 
 def test_metadata_assumes() -> None:
