@@ -293,10 +293,10 @@ def _runtime_lines(runtime: Mapping[str, Any]) -> list[str]:
     inbound, outbound = runtime.get("inbound") or {}, runtime.get("outbound") or {}
     more = ", more not read (--runtime-max-pods)" if runtime.get("more_pods") else ""
     if runtime.get("list_error"):
-        return [f"Runtime (ztunnel metrics): not read: {_one_line(str(runtime['list_error']))}"]
+        return [f"Runtime (ztunnel's counters): not read: {_one_line(str(runtime['list_error']))}"]
     return [
-        f"Runtime (ztunnel metrics, counters cumulative since each ztunnel started): "
-        f"{read} of {len(pods)} ztunnel pods read{more}",
+        "Runtime (ztunnel's counters, cumulative since each ztunnel started):",
+        f"  {read} of {len(pods)} ztunnel pods read{more}",
         f"  inbound connections:  {inbound.get('mutual_tls', 0)} mTLS, {inbound.get('plaintext', 0)} plaintext "
         f"({inbound.get('plaintext_from_ambient', 0)} from ambient namespaces)",
         f"  outbound connections: {outbound.get('with_service', 0)} to a Service, "

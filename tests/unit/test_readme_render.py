@@ -136,7 +136,44 @@ def check_action(example: str) -> Callable[[], str]:
     return run
 
 
+def runtime_cli(output: str) -> Callable[[], str]:
+    """`check --runtime` against the fake API with ztunnel-shaped pods (tests/unit/test_runtime.py)."""
+
+    def run() -> str:
+        import json
+        import tempfile
+
+        from tests.fakekube import FakeKube
+        from tests.unit.test_runtime import NODE_A_CONNS, NODE_B_CONNS, cluster, serve
+
+        out = io.StringIO()
+        with FakeKube(cluster(bpf_lb_sock_hostns_only=None)) as fake, tempfile.TemporaryDirectory() as tmp:
+            serve(fake, "ztunnel-a", NODE_A_CONNS)
+            serve(fake, "ztunnel-b", NODE_B_CONNS)
+            kubeconfig = str(fake.write_kubeconfig(Path(tmp) / "kubeconfig"))
+            argv = ["check", "--runtime", *(["-o", "json"] if output == "json" else [])]
+            saved = os.environ.get("KUBECONFIG")
+            os.environ["KUBECONFIG"] = kubeconfig  # as a user has it: no path in the printed hint
+            try:
+                with _at_root(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                    main(argv)
+            finally:
+                if saved is None:
+                    del os.environ["KUBECONFIG"]
+                else:
+                    os.environ["KUBECONFIG"] = saved
+            text = out.getvalue().replace(fake.url, "http://127.0.0.1:<port>")
+        if output == "json":
+            return json.dumps({"runtime": json.loads(text)["runtime"]}, indent=2) + "\n"
+        blocks = [b for b in text.split("\n\n") if not b.startswith("ERROR   CIC001")]
+        return "$ istio-cilium-compat check --runtime\n" + "\n\n".join(blocks)
+
+    return run
+
+
 OUTPUTS: dict[str, Callable[[], str]] = {
+    "runtime-cli": runtime_cli("text"),
+    "runtime-json": runtime_cli("json"),
     "check-cli": cli(f"istio-cilium-compat check --manifests {BROKEN}"),
     "check-action": check_action(BROKEN),
     "render-action-charm": render_action(BROKEN, target="canonical-k8s-charm"),

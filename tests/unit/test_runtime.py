@@ -390,7 +390,7 @@ def test_runtime_rules_and_json_with_socket_lb(tmp_path: Path) -> None:
     }
     text = to_text(report)
     assert (
-        "Runtime (ztunnel metrics, counters cumulative since each ztunnel started): 2 of 3 ztunnel pods read"
+        "Runtime (ztunnel's counters, cumulative since each ztunnel started):\n  2 of 3 ztunnel pods read\n"
         in text
     )
     assert "  inbound connections:  9 mTLS, 7 plaintext (2 from ambient namespaces)" in text
@@ -515,7 +515,7 @@ def test_action_runtime_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     }
     assert with_probe["verdict"] == "incompatible"
     assert set(with_probe["findings"]) == {"cic030", "cic032"}
-    assert "Runtime (ztunnel metrics" in with_probe["report"]
+    assert "Runtime (ztunnel's counters" in with_probe["report"]
     # The unit status comes from the hook's configuration check, never from the probe.
     assert state.unit_status == testing.ActiveStatus(
         f"Cilium 1.17.4: compatible with Istio ambient ({N_CHECKS} checks)"
