@@ -26,19 +26,22 @@ import yaml
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.cli import main
 from istio_cilium_compat.manifests import load_snapshot
+from istio_cilium_compat.plan import (
+    Plan,
+    clusterwide_probe_policy_safe,
+    helm_writes,
+    plan,
+    probe_cidrs,
+    requests_for,
+)
 from istio_cilium_compat.remedy import PolicyRef, Remedy
 from istio_cilium_compat.render import (
     NO_APPLY,
     NO_CONFIG,
     RESULT_KEYS,
     TARGETS,
-    Plan,
     Rendered,
-    _helm_writes,
     action_results,
-    clusterwide_probe_policy_safe,
-    plan,
-    probe_cidrs,
     render,
     resolve_target,
     with_fixes,
@@ -669,9 +672,7 @@ def apply_rendered(snapshot: Snapshot, rendered: Rendered, workdir: Path) -> App
 
 
 def _plan_of(snapshot: Snapshot, report: Report, scope: str) -> Plan:
-    from istio_cilium_compat.render import _requests
-
-    return plan(Facts(snapshot), _requests(report, scope), scope)
+    return plan(Facts(snapshot), requests_for(report, scope), scope)
 
 
 # ----------------------------------------------------------------------------- golden outputs
@@ -740,7 +741,7 @@ def test_script_run_once_makes_each_change_once(case: str, target: str, scope: s
     tools = [c[0][2:] if c[0][:2] == ("sudo", "k8s") else c[0] for c in changes]
     helm_based = rendered.target in ("helm", "canonical-k8s", "canonical-k8s-charm")
     data = snapshot.cilium_config.data if snapshot.cilium_config else {}
-    helm_values = _helm_writes(rendered.target, the_plan, data)[0]
+    helm_values = helm_writes(rendered.target, the_plan, data)[0]
     assert sum(t[:2] == ("helm", "upgrade") for t in tools) == (1 if helm_based and helm_values else 0)
     assert sum(t[:3] == ("cilium", "config", "set") for t in tools) == (
         len(the_plan.writes) if rendered.target == "cilium-cli" else 0
@@ -1160,9 +1161,9 @@ def test_importing_the_renderer_does_not_import_jinja2() -> None:
 
 def test_no_command_is_built_in_the_rules() -> None:
     """render.py and its templates are the only place that spells commands."""
-    rules = ROOT / "src" / "istio_cilium_compat" / "rules"
-    assert not (rules / "fixes.py").exists()
-    for path in rules.glob("*.py"):
+    package = ROOT / "src" / "istio_cilium_compat"
+    assert not (package / "rules" / "fixes.py").exists()
+    for path in [*(package / "rules").glob("*.py"), package / "plan.py", package / "remedy.py"]:
         text = path.read_text()
         changing = ("kubectl patch", "kubectl apply", "rollout restart", "helm upgrade", "cilium config set")
         for word in (*changing, "juju config", "k8s set", "juju exec"):
