@@ -314,7 +314,8 @@ HOST_ROUTING_KEYS = (
     "enable-ipv6-masquerade",
     "enable-ipsec",
 )
-MASQUERADE_GUARDS = ("install-no-conntrack-iptables-rules", "enable-ip-masq-agent")
+MASQUERADE_GUARDS = tuple(key for key, _ in r.NO_BPF_MASQUERADE.unsafe_with)
+"""The settings that need BPF masquerade: one list, the remedy's (the renderer refuses the same ones)."""
 
 
 def _bpf_masquerade_remedy(facts: Facts) -> r.Remedy:
