@@ -137,15 +137,11 @@ def skip_equivalent_mutants(session: Path, tree: Path) -> Counter[str]:
     return skipped
 
 
-_TREE: Path | None = None
-
-
 def _worker_init(trees: Any) -> None:
     """Each worker process owns one copy: cosmic-ray mutates relative to the cwd."""
-    global _TREE
-    _TREE = trees.get()
-    os.chdir(_TREE)
-    os.environ.update(tree_env(_TREE))
+    tree: Path = trees.get()
+    os.chdir(tree)
+    os.environ.update(tree_env(tree))
 
 
 def _mutate_and_test(job: tuple[str, Any, str, float]) -> tuple[str, Any]:
@@ -211,7 +207,9 @@ def outcomes(session: Path) -> Iterator[Outcome]:
                 for line in (result.diff or "").splitlines()
                 if line[:1] in "+-" and not line.startswith(("+++", "---"))
             )
-            yield Outcome(str(mutation.module_path), mutation.start_pos[0], mutation.operator_name, status, diff)
+            yield Outcome(
+                str(mutation.module_path), mutation.start_pos[0], mutation.operator_name, status, diff
+            )
 
 
 def score(found: list[Outcome]) -> tuple[float, Counter[str]]:
@@ -240,7 +238,7 @@ def report(found: list[Outcome], out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Copy, init, filter, baseline, run, report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per mutant's test run")
     parser.add_argument("--target", action="append", help=f"file or folder to mutate (default {TARGET})")
