@@ -34,6 +34,11 @@ CILIUM_CONFIG = "cilium-config"
 CANONICAL_K8S_CONFIG = ("kube-system", "k8sd-config")
 CILIUM_AGENT_LABEL = ("k8s-app", "cilium")
 ZTUNNEL_LABEL = ("app", "ztunnel")
+"""On ztunnel's pods and in its DaemonSet's selector, not on the DaemonSet itself: Istio's charts
+(manifests/charts/ztunnel/templates/daemonset.yaml, 1.21 to 1.29) label the DaemonSet with
+`app.kubernetes.io/name` (1.23+) or nothing at all (1.21, 1.22)."""
+ZTUNNEL_NAME = "ztunnel"
+"""The DaemonSet's name in every Istio chart (1.24+ lets `resourceName` change it)."""
 ISTIO_CNI_LABEL = ("k8s-app", "istio-cni-node")
 DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
 USE_WAYPOINT_LABEL = "istio.io/use-waypoint"
@@ -247,6 +252,12 @@ def _route_labels(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def _has_label(obj: Mapping[str, Any], label: tuple[str, str]) -> bool:
     labels = _route_labels(obj)
     return labels is None or as_str(labels.get(label[0])) == label[1]
+
+
+def _is_ztunnel(obj: Mapping[str, Any]) -> bool:
+    """The DaemonSet of ztunnel: it selects `app=ztunnel` pods (or, hand-made, carries the label)."""
+    selector = as_map(as_map(as_map(obj.get("spec")).get("selector")).get("matchLabels"))
+    return as_str(selector.get(ZTUNNEL_LABEL[0])) == ZTUNNEL_LABEL[1] or _has_label(obj, ZTUNNEL_LABEL)
 
 
 def _has_key(obj: Mapping[str, Any], keys: Iterable[str]) -> bool:
@@ -486,11 +497,16 @@ def build_snapshot(
     wanted_daemonsets = [
         o
         for o in kinds["DaemonSet"]
-        if any(_has_label(o, label) for label in (CILIUM_AGENT_LABEL, ZTUNNEL_LABEL, ISTIO_CNI_LABEL))
+        if _is_ztunnel(o) or any(_has_label(o, label) for label in (CILIUM_AGENT_LABEL, ISTIO_CNI_LABEL))
     ]
+    ztunnel_keys = {
+        (as_str(as_map(o.get("metadata")).get("namespace")), as_str(as_map(o.get("metadata")).get("name")))
+        for o in wanted_daemonsets
+        if _is_ztunnel(o)
+    }  # lenient: a malformed DaemonSet is reported by reader.each, never raised here
     daemonsets = sorted(reader.each(wanted_daemonsets, daemonset_info), key=lambda d: (d.namespace, d.name))
     agents = tuple(d for d in daemonsets if d.labels.get(CILIUM_AGENT_LABEL[0]) == CILIUM_AGENT_LABEL[1])
-    ztunnels = tuple(d for d in daemonsets if d.labels.get(ZTUNNEL_LABEL[0]) == ZTUNNEL_LABEL[1])
+    ztunnels = tuple(d for d in daemonsets if (d.namespace, d.name) in ztunnel_keys)
     istio_cni = tuple(d for d in daemonsets if d.labels.get(ISTIO_CNI_LABEL[0]) == ISTIO_CNI_LABEL[1])
 
     chosen = _choose_cilium_namespace(configs, agents, cilium_namespace)

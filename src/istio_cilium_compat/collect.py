@@ -51,7 +51,7 @@ from .assemble import (
     DATAPLANE_MODE_LABEL,
     ISTIO_CNI_LABEL,
     USE_WAYPOINT_LABEL,
-    ZTUNNEL_LABEL,
+    ZTUNNEL_NAME,
     build_snapshot,
     object_ref,
 )
@@ -358,7 +358,8 @@ def collect(api: KubeApi, *, cilium_namespace: str | None = None) -> Reads:
     objects += s.get(CONFIG_MAP, CANONICAL_K8S_CONFIG[1], CANONICAL_K8S_CONFIG[0])
     objects += s.list(DAEMON_SET, labels={CILIUM_AGENT_LABEL[0]: (CILIUM_AGENT_LABEL[1], ISTIO_CNI_LABEL[1])})
     # Everywhere: a wrong root namespace shows.
-    objects += s.list(DAEMON_SET, labels={ZTUNNEL_LABEL[0]: ZTUNNEL_LABEL[1]})
+    # By name: Istio's charts put app=ztunnel on the pods, not on the DaemonSet (assemble.ZTUNNEL_LABEL).
+    objects += s.list(DAEMON_SET, fields={"metadata.name": ZTUNNEL_NAME})
     cilium_ns = cilium_namespace or _agent_namespace(objects)
     objects += s.list(POD, namespace=cilium_ns or ALL, labels={CILIUM_AGENT_LABEL[0]: CILIUM_AGENT_LABEL[1]})
     objects += s.list(CILIUM_NODE_CONFIG, namespace=cilium_ns or ALL)

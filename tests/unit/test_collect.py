@@ -343,3 +343,27 @@ def test_reads_are_raw_dicts_through_lightkube_generic_resources(tmp_path: Path)
 def test_no_private_lightkube_access() -> None:
     source = (Path(__file__).resolve().parents[2] / "src" / "istio_cilium_compat" / "collect.py").read_text()
     assert "._client" not in source
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{}, {"app.kubernetes.io/name": "ztunnel", "app.kubernetes.io/part-of": "istio"}],
+    ids=["istio-1.21-1.22", "istio-1.23-1.29"],
+)
+def test_ztunnel_is_found_as_istio_charts_label_it(labels: dict, tmp_path: Path) -> None:
+    """Istio's charts put app=ztunnel on ztunnel's pods and selector, never on its DaemonSet."""
+    objects = healthy()
+    [ds] = [o for o in objects if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "ztunnel"]
+    ds["metadata"]["labels"] = labels
+    # A DaemonSet that only selects other pods is not ztunnel, wherever it runs.
+    other = json.loads(json.dumps(ds))
+    other["metadata"]["name"] = "node-exporter"
+    other["spec"]["selector"] = {"matchLabels": {"app": "node-exporter"}}
+    objects.append(other)
+    with FakeKube(objects) as fake:
+        live = read_snapshot(client(fake, tmp_path))
+    offline = Reads(objects=tuple(objects), problems=(), requests=0, source="test").snapshot()
+    for snapshot in (live, offline):
+        assert [(z.namespace, z.name) for z in snapshot.ztunnels] == [("istio-system", "ztunnel")]
+        assert snapshot.istio_root_namespace == "istio-system"
+        assert "CIC008" not in [f.id for f in evaluate(snapshot).findings]

@@ -95,7 +95,9 @@ def ambient_missing(facts: Facts) -> Hit | None:
         return None
     root = facts.root_namespace
     looked = f"namespace {root}" if root else "all namespaces"
-    evidence = [Evidence(object=f"DaemonSet with label app=ztunnel in {looked}", note="not found")]
+    evidence = [
+        Evidence(object=f"DaemonSet ztunnel (selecting app=ztunnel pods) in {looked}", note="not found")
+    ]
     elsewhere = [object_name("DaemonSet", d.namespace, d.name) for d in facts.snapshot.ztunnels]
     evidence.extend(Evidence(object=name, note="found outside the root namespace") for name in elsewhere)
     if elsewhere:
