@@ -1,0 +1,744 @@
+"""Exact outcomes at the boundaries a wrong rule would get wrong.
+
+Each case sits on one side of an upstream fact: a Cilium or Istio version where behaviour
+changes, a Go `strconv.ParseBool` spelling, 15008 over TCP versus anything else, a selector
+`matchExpressions`, an agent default used when a key is absent. Written to kill the mutants
+`tox -e mutation` found surviving (README, "Mutation testing"): every case asserts the ids,
+severities and the objects (and keys) each finding points at, on both sides of the boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from istio_cilium_compat.assemble import build_snapshot
+from istio_cilium_compat.report import Report, Severity
+from istio_cilium_compat.rules import evaluate
+from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRUE_SPELLINGS, parse_bool
+from tests.clusters import (
+    ISTIO_NS,
+    Obj,
+    ccnp,
+    cilium_agent,
+    cilium_data,
+    cilium_pod,
+    cnp,
+    configmap,
+    daemonset,
+    healthy,
+    meta,
+    namespace,
+    network_policy,
+    without,
+)
+
+CONFIG = "ConfigMap kube-system/cilium-config"
+ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+
+def cilium(version: str) -> str:
+    return f"quay.io/cilium/cilium:v{version}"
+
+
+def cluster(version: str = "1.17.4", *, extra: list[Obj] | None = None, **data: str | None) -> list[Obj]:
+    """`healthy()` on a given Cilium version, cilium-config overridden, extra objects appended."""
+    objects = [o for o in healthy(**data) if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    return [*objects, cilium_agent(image=cilium(version)), *(extra or [])]
+
+
+def check(objects: list[Obj]) -> Report:
+    return evaluate(build_snapshot(objects))
+
+
+def outcome(report: Report, rule_id: str) -> tuple[Severity, list[tuple[str, str | None, str | None]]] | None:
+    """(severity, [(object, key, value)]) of one finding, None when it did not fire."""
+    for finding in report.findings:
+        if finding.id == rule_id:
+            return finding.severity, [(e.object, e.key, e.value) for e in finding.evidence]
+    return None
+
+
+def ids(report: Report) -> dict[str, Severity]:
+    return {f.id: f.severity for f in report.findings}
+
+
+def note(report: Report, rule_id: str, key: str) -> str:
+    for finding in report.findings:
+        for e in finding.evidence:
+            if finding.id == rule_id and e.key == key:
+                return e.note
+    raise AssertionError(f"{rule_id} has no evidence for {key}")
+
+
+# --------------------------------------------------------------------------- Go ParseBool
+
+
+def test_parse_bool_is_go_strconv_parse_bool() -> None:
+    assert frozenset({"1", "t", "T", "TRUE", "true", "True"}) == TRUE_SPELLINGS
+    assert frozenset({"0", "f", "F", "FALSE", "false", "False"}) == FALSE_SPELLINGS
+    for raw in TRUE_SPELLINGS:
+        assert parse_bool(raw) is True
+    for raw in FALSE_SPELLINGS:
+        assert parse_bool(raw) is False
+    for raw in ("yes", "no", "on", "off", "tRUE", "FaLsE", " true", "true ", "", "2", "y", "enabled"):
+        assert parse_bool(raw) is None
+
+
+@pytest.mark.parametrize("raw", sorted(TRUE_SPELLINGS))
+def test_every_true_spelling_limits_socket_lb_to_the_host(raw: str) -> None:
+    report = check(cluster(bpf_lb_sock_hostns_only=raw))
+    assert "CIC001" not in ids(report)
+    assert "CIC022" not in ids(report)
+
+
+@pytest.mark.parametrize("raw", [*sorted(FALSE_SPELLINGS), "yes", "on", "tRUE"])
+def test_false_and_unparsable_hostns_only_leave_the_bypass(raw: str) -> None:
+    report = check(cluster(bpf_lb_sock_hostns_only=raw))
+    assert outcome(report, "CIC001") == (
+        ERROR,
+        [(CONFIG, "kube-proxy-replacement", "true"), (CONFIG, "bpf-lb-sock-hostns-only", raw)],
+    )
+    parsed = note(report, "CIC001", "bpf-lb-sock-hostns-only")
+    assert ("does not parse" in parsed) == (parse_bool(raw) is None)
+
+
+def test_absent_hostns_only_is_the_agent_default_false() -> None:
+    report = check(cluster(bpf_lb_sock_hostns_only=None))
+    assert outcome(report, "CIC001") == (
+        ERROR,
+        [(CONFIG, "kube-proxy-replacement", "true"), (CONFIG, "bpf-lb-sock-hostns-only", None)],
+    )
+    assert note(report, "CIC001", "bpf-lb-sock-hostns-only") == "absent: agent default false"
+
+
+@pytest.mark.parametrize(
+    ("raw", "severity"), [("true", ERROR), ("T", ERROR), ("false", None), ("yes", WARNING)]
+)
+def test_cni_exclusive_spellings(raw: str, severity: Severity | None) -> None:
+    found = outcome(check(cluster(cni_exclusive=raw)), "CIC003")
+    assert found == (None if severity is None else (severity, [(CONFIG, "cni-exclusive", raw)]))
+
+
+def test_cni_exclusive_absent_is_false() -> None:
+    assert outcome(check(cluster(cni_exclusive=None)), "CIC003") is None
+
+
+# --------------------------------------------------------------------------- kube-proxy replacement per version
+
+SOCKET_OFF = {"bpf_lb_sock": "false", "bpf_lb_sock_hostns_only": None}
+
+
+@pytest.mark.parametrize(
+    ("version", "kpr", "cic001", "refused"),
+    [
+        ("1.13.9", "true", INFO, True),  # true/false exist from 1.14
+        ("1.14.0", "true", ERROR, False),
+        ("1.15.9", "strict", ERROR, False),  # deprecated values accepted through 1.15
+        ("1.16.0", "strict", ERROR, True),  # removed in 1.16: refused, assumed on
+        ("1.15.9", "partial", INFO, False),  # partial follows bpf-lb-sock (off here)
+        ("1.16.0", "partial", ERROR, True),
+        ("1.12.9", "probe", ERROR, False),
+        ("1.13.0", "probe", ERROR, True),  # probe removed in 1.13
+        ("1.18.9", "True", ERROR, True),  # exact "true"/"false" before 1.19
+        ("1.19.0", "True", ERROR, False),  # Go bool from 1.19
+        ("1.19.0", "1", ERROR, False),
+        ("1.19.0", "F", INFO, False),
+        ("1.18.9", "0", ERROR, True),
+        ("1.17.4", "Strict", ERROR, True),  # case-sensitive
+        ("1.17.4", "false", INFO, False),
+        ("1.14.0", "disabled", INFO, False),
+    ],
+)
+def test_kube_proxy_replacement_values_per_version(
+    version: str, kpr: str, cic001: Severity, refused: bool
+) -> None:
+    report = check(cluster(version, kube_proxy_replacement=kpr, **SOCKET_OFF))
+    assert ids(report)["CIC001"] == cic001
+    refusal = outcome(report, "CIC023")
+    assert refusal == ((WARNING, [(CONFIG, "kube-proxy-replacement", kpr)]) if refused else None)
+
+
+def test_kpr_absent_is_false() -> None:
+    report = check(cluster(kube_proxy_replacement=None, **SOCKET_OFF))
+    assert outcome(report, "CIC001") == (
+        INFO,
+        [(CONFIG, "kube-proxy-replacement", None), (CONFIG, "bpf-lb-sock", "false")],
+    )
+
+
+def test_disabled_forces_socket_lb_off_even_with_bpf_lb_sock() -> None:
+    report = check(
+        cluster("1.15.9", kube_proxy_replacement="disabled", bpf_lb_sock="true", bpf_lb_sock_hostns_only=None)
+    )
+    assert outcome(report, "CIC001") == (INFO, [(CONFIG, "kube-proxy-replacement", "disabled")])
+
+
+@pytest.mark.parametrize("sock", ["true", "1", "T"])
+def test_bpf_lb_sock_alone_enables_socket_lb(sock: str) -> None:
+    report = check(cluster(kube_proxy_replacement="false", bpf_lb_sock=sock, bpf_lb_sock_hostns_only=None))
+    assert outcome(report, "CIC001") == (
+        ERROR,
+        [(CONFIG, "bpf-lb-sock", sock), (CONFIG, "bpf-lb-sock-hostns-only", None)],
+    )
+
+
+@pytest.mark.parametrize(("version", "on"), [("1.12.9", True), ("1.13.0", False)])
+def test_host_reachable_services_enabled_socket_lb_up_to_1_12(version: str, on: bool) -> None:
+    report = check(
+        cluster(
+            version,
+            kube_proxy_replacement="partial",
+            bpf_lb_sock=None,
+            bpf_lb_sock_hostns_only=None,
+            enable_host_reachable_services="true",
+        )
+    )
+    assert ids(report)["CIC001"] == (ERROR if on else INFO)
+    if on:
+        assert outcome(report, "CIC001") == (
+            ERROR,
+            [(CONFIG, "enable-host-reachable-services", "true"), (CONFIG, "bpf-lb-sock-hostns-only", None)],
+        )
+
+
+def test_unknown_version_reads_host_reachable_services_as_on() -> None:
+    objects = [
+        *without(healthy(), "DaemonSet", "cilium"),
+        daemonset("cilium", "kube-system", {"k8s-app": "cilium"}, "registry.local/cilium-agent:latest"),
+    ]
+    objects[0] = configmap(
+        cilium_data(
+            kube_proxy_replacement="false",
+            bpf_lb_sock=None,
+            bpf_lb_sock_hostns_only=None,
+            enable_host_reachable_services="true",
+        )
+    )
+    assert ids(check(objects))["CIC001"] == ERROR
+
+
+# --------------------------------------------------------------------------- BPF host routing
+
+BPF_ROUTING = {
+    "kube_proxy_replacement": "true",
+    "enable_host_legacy_routing": "false",
+    "enable_bpf_masquerade": "true",
+    "enable_ipv4_masquerade": "true",
+    "enable_ipv6": "false",
+}
+
+
+def test_bpf_host_routing_fires_cic011_with_its_evidence() -> None:
+    report = check(cluster("1.18.1", **BPF_ROUTING))
+    assert outcome(report, "CIC011") == (
+        ERROR,
+        [
+            (CONFIG, "enable-host-legacy-routing", "false"),
+            (CONFIG, "kube-proxy-replacement", "true"),
+            (CONFIG, "enable-bpf-masquerade", "true"),
+        ],
+    )
+    assert ids(report)["CIC010"] == ERROR  # BPF masquerade with BPF routing
+
+
+def test_legacy_routing_absent_is_the_agent_default_false() -> None:
+    assert (
+        ids(check(cluster("1.18.1", **{**BPF_ROUTING, "enable_host_legacy_routing": None})))["CIC011"]
+        == ERROR
+    )
+
+
+@pytest.mark.parametrize("legacy", ["true", "1", "True"])
+def test_legacy_routing_spellings_silence_cic011(legacy: str) -> None:
+    report = check(cluster("1.18.1", **{**BPF_ROUTING, "enable_host_legacy_routing": legacy}))
+    assert "CIC011" not in ids(report)
+    assert ids(report)["CIC010"] == WARNING  # BPF masquerade under legacy routing: unsupported, not broken
+
+
+@pytest.mark.parametrize(("version", "fires"), [("1.18.9", False), ("1.19.0", True)])
+def test_ipsec_forces_legacy_routing_up_to_1_18(version: str, fires: bool) -> None:
+    report = check(cluster(version, **BPF_ROUTING, enable_ipsec="true"))
+    assert ("CIC011" in ids(report)) is fires
+
+
+def test_kpr_off_means_legacy_routing() -> None:
+    assert "CIC011" not in ids(check(cluster("1.19.1", **{**BPF_ROUTING, "kube_proxy_replacement": "false"})))
+
+
+def test_iptables_masquerading_means_legacy_routing() -> None:
+    report = check(cluster("1.18.1", **{**BPF_ROUTING, "enable_bpf_masquerade": "false"}))
+    assert "CIC011" not in ids(report)
+    assert "CIC010" not in ids(report)
+
+
+def test_absent_ipv6_keys_are_on_by_default_and_need_iptables() -> None:
+    """Agent defaults: enable-ipv6 and enable-ipv6-masquerade true; no BPF masquerade -> iptables."""
+    data = {**BPF_ROUTING, "enable_bpf_masquerade": None, "enable_ipv4": "false"}
+    data.pop("enable_ipv6")
+    assert "CIC011" not in ids(check(cluster("1.18.1", **data, enable_ipv6=None)))
+    assert ids(check(cluster("1.18.1", **data, enable_ipv6="false")))["CIC011"] == ERROR
+
+
+@pytest.mark.parametrize(("version", "caveat"), [("1.17.9", True), ("1.18.0", False)])
+def test_kernel_caveat_up_to_1_17(version: str, caveat: bool) -> None:
+    report = check(cluster(version, **BPF_ROUTING))
+    [finding] = [f for f in report.findings if f.id == "CIC011"]
+    assert ("kernels older than 5.10" in finding.detail) is caveat
+
+
+@pytest.mark.parametrize(("version", "refused"), [("1.15.9", False), ("1.16.0", True)])
+def test_bpf_masquerade_without_masquerading_is_refused_from_1_16(version: str, refused: bool) -> None:
+    report = check(
+        cluster(
+            version,
+            enable_bpf_masquerade="true",
+            enable_ipv4_masquerade="false",
+            enable_ipv6_masquerade="false",
+        )
+    )
+    expected = (WARNING, [(CONFIG, "enable-bpf-masquerade", "true")])
+    assert outcome(report, "CIC023") == (expected if refused else None)
+    assert "CIC010" not in ids(report)  # nothing to masquerade
+
+
+# --------------------------------------------------------------------------- version gates of other rules
+
+
+@pytest.mark.parametrize(("version", "fires"), [("1.18.9", False), ("1.19.0", True)])
+def test_cilium_ztunnel_exists_from_1_19(version: str, fires: bool) -> None:
+    found = outcome(check(cluster(version, enable_ztunnel="true")), "CIC012")
+    assert found == ((WARNING, [(CONFIG, "enable-ztunnel", "true")]) if fires else None)
+
+
+def probe_policy(default_deny: object) -> Obj:
+    spec: dict[str, Any] = {
+        "endpointSelector": {},
+        "ingress": [{"fromCIDR": ["169.254.7.127/32"]}],
+    }
+    if default_deny is not None:
+        spec["enableDefaultDeny"] = {"ingress": default_deny, "egress": False}
+    return ccnp("allow-probes", spec)
+
+
+@pytest.mark.parametrize(
+    ("version", "default_deny", "fires"),
+    [("1.15.9", False, True), ("1.16.0", False, False), ("1.16.0", None, True), ("1.16.0", True, True)],
+)
+def test_enable_default_deny_is_honoured_from_1_16(version: str, default_deny: object, fires: bool) -> None:
+    found = outcome(check(cluster(version, extra=[probe_policy(default_deny)])), "CIC018")
+    assert found == (
+        (
+            ERROR,
+            [
+                (
+                    "CiliumClusterwideNetworkPolicy allow-probes",
+                    "enableDefaultDeny.ingress",
+                    _text(default_deny),
+                )
+            ],
+        )
+        if fires
+        else None
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value).lower()
+
+
+def istio_cluster(tag: str) -> list[Obj]:
+    objects = without(healthy(), "DaemonSet", "ztunnel")
+    return [*objects, daemonset("ztunnel", ISTIO_NS, {"app": "ztunnel"}, f"docker.io/istio/ztunnel:{tag}")]
+
+
+@pytest.mark.parametrize(
+    ("tag", "fires"), [("1.20.8", True), ("1.21.0", False), ("1.29-24.04_stable", False)]
+)
+def test_ambient_on_cilium_needs_istio_1_21(tag: str, fires: bool) -> None:
+    found = outcome(check(istio_cluster(tag)), "CIC021")
+    assert found == ((ERROR, [(f"docker.io/istio/ztunnel:{tag}", None, None)]) if fires else None)
+
+
+# --------------------------------------------------------------------------- HBONE: 15008 over TCP
+
+
+def np_ports(*ports: dict[str, Any]) -> Obj:
+    return network_policy(
+        "bookinfo",
+        "allow-app",
+        {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": list(ports)}]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("ports", "blocked"),
+    [
+        ([{"port": 15008, "protocol": "TCP"}], False),
+        ([{"port": 15008}], False),  # protocol defaults to TCP
+        ([{"port": "15008", "protocol": "tcp"}], False),
+        ([{"port": 15008, "protocol": "UDP"}], True),
+        ([{"port": 15008, "protocol": "SCTP"}], True),
+        ([{"port": 8080, "protocol": "TCP"}], True),
+        ([{"port": 15000, "endPort": 15010}], False),
+        ([{"port": 15000, "endPort": 15008}], False),
+        ([{"port": 15008, "endPort": 15008}], False),
+        ([{"port": 15009, "endPort": 15010}], True),
+        ([{"port": 15000, "endPort": 15007}], True),
+        ([{"protocol": "TCP"}], False),  # no port: every port
+        ([{"port": "hbone"}], False),  # a named port cannot be resolved here: not flagged
+        ([{"port": 8080}, {"port": 15008, "protocol": "UDP"}], True),
+        ([{"port": 8080}, {"port": 15008}], False),
+    ],
+)
+def test_networkpolicy_must_allow_15008_tcp(ports: list[dict[str, Any]], blocked: bool) -> None:
+    found = outcome(check(cluster(extra=[np_ports(*ports)])), "CIC013")
+    assert (found is not None) is blocked
+    if found:
+        assert found[0] == WARNING
+        assert [o for o, _, _ in found[1]] == ["NetworkPolicy bookinfo/allow-app"]
+
+
+def cnp_ports(protocol: str | None, port: str = "15008") -> Obj:
+    entry = {"port": port} | ({"protocol": protocol} if protocol else {})
+    return cnp(
+        "bookinfo",
+        "allow-app",
+        {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}], "toPorts": [{"ports": [entry]}]}]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("protocol", "blocked"), [("TCP", False), ("ANY", False), (None, False), ("UDP", True), ("SCTP", True)]
+)
+def test_cilium_policy_must_allow_15008_tcp(protocol: str | None, blocked: bool) -> None:
+    found = outcome(check(cluster(extra=[cnp_ports(protocol)])), "CIC013")
+    assert found == (
+        (WARNING, [("CiliumNetworkPolicy bookinfo/allow-app", "ingress ports", "15008")]) if blocked else None
+    )
+
+
+def test_hbone_rule_ignores_non_ambient_namespaces() -> None:
+    policy = network_policy(
+        "default",
+        "allow-app",
+        {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 80}]}]},
+    )
+    assert "CIC013" not in ids(check(cluster(extra=[namespace("default", mode=None), policy])))
+
+
+# --------------------------------------------------------------------------- selectors and probe allowances
+
+SHOP = namespace("shop")
+
+
+def isolating_ccnp(selector: dict[str, Any]) -> Obj:
+    return ccnp("isolate", {"endpointSelector": selector, "ingress": [{"fromEndpoints": [{}]}]})
+
+
+@pytest.mark.parametrize(
+    ("selector", "namespaces"),
+    [
+        ({}, ["bookinfo", "shop"]),
+        ({"matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop"}}, ["shop"]),
+        ({"matchLabels": {"io.kubernetes.pod.namespace": "shop"}}, ["shop"]),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "In", "values": ["shop"]}
+                ]
+            },
+            ["shop"],
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "io.kubernetes.pod.namespace", "operator": "In", "values": ["bookinfo"]}
+                ]
+            },
+            ["bookinfo"],
+        ),
+        (
+            {
+                "matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop"},
+                "matchExpressions": [
+                    {
+                        "key": "k8s:io.kubernetes.pod.namespace",
+                        "operator": "In",
+                        "values": ["bookinfo", "shop"],
+                    }
+                ],
+            },
+            ["shop"],
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {
+                        "key": "k8s:io.kubernetes.pod.namespace",
+                        "operator": "In",
+                        "values": ["bookinfo", "shop"],
+                    },
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "In", "values": ["shop", "other"]},
+                ]
+            },
+            ["shop"],
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "In", "values": ["other"]}
+                ]
+            },
+            [],
+        ),
+        ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["shop"]}]}, ["bookinfo", "shop"]),
+    ],
+)
+def test_clusterwide_selector_namespaces(selector: dict[str, Any], namespaces: list[str]) -> None:
+    found = outcome(check(cluster(extra=[SHOP, isolating_ccnp(selector)])), "CIC005")
+    if not namespaces:
+        assert found is None
+        return
+    assert found is not None and found[0] == WARNING
+    report = check(cluster(extra=[SHOP, isolating_ccnp(selector)]))
+    [finding] = [f for f in report.findings if f.id == "CIC005"]
+    assert [e.note for e in finding.evidence] == [
+        f"isolates ingress of pods in ambient namespace {ns}" for ns in namespaces
+    ]
+
+
+def test_host_policy_selects_nodes_not_pods() -> None:
+    host = ccnp("host-fw", {"nodeSelector": {}, "ingress": [{"fromEntities": ["cluster"]}]})
+    assert "CIC005" not in ids(check(cluster(extra=[host])))
+
+
+@pytest.mark.parametrize(
+    ("rule", "allowed"),
+    [
+        ({"fromCIDR": ["169.254.7.127/32"]}, True),
+        ({"fromCIDR": ["169.254.0.0/16"]}, True),
+        ({"fromCIDR": ["169.254.7.128/32"]}, False),
+        ({"fromCIDR": ["not-a-cidr"]}, False),
+        ({"fromCIDRSet": [{"cidr": "169.254.0.0/16"}]}, True),
+        ({"fromCIDRSet": [{"cidr": "169.254.0.0/16", "except": ["169.254.7.127/32"]}]}, False),
+        ({"fromCIDRSet": [{"cidr": "169.254.0.0/16", "except": ["169.254.8.0/24"]}]}, True),
+        ({"fromEntities": ["world"]}, True),
+        ({"fromEntities": ["all"]}, True),
+        ({"fromEntities": ["cluster"]}, False),
+    ],
+)
+def test_probe_allowance_shapes(rule: dict[str, Any], allowed: bool) -> None:
+    isolate = network_policy("bookinfo", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
+    allowance = cnp(
+        "bookinfo",
+        "probes",
+        {"endpointSelector": {}, "ingress": [rule], "enableDefaultDeny": {"ingress": False, "egress": False}},
+    )
+    found = outcome(check(cluster(extra=[isolate, allowance])), "CIC005")
+    assert found == (None if allowed else (WARNING, [("NetworkPolicy bookinfo/deny", None, None)]))
+
+
+@pytest.mark.parametrize(
+    ("spec", "isolates"),
+    [
+        ({"podSelector": {}}, True),  # policyTypes defaults to include Ingress
+        ({"podSelector": {}, "policyTypes": ["Ingress"]}, True),
+        ({"podSelector": {}, "policyTypes": ["Egress"]}, False),
+        ({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, True),
+    ],
+)
+def test_networkpolicy_isolation(spec: dict[str, Any], isolates: bool) -> None:
+    found = outcome(check(cluster(extra=[network_policy("bookinfo", "np", spec)])), "CIC005")
+    assert found == ((WARNING, [("NetworkPolicy bookinfo/np", None, None)]) if isolates else None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "isolates"),
+    [
+        ({"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]}, True),
+        ({"endpointSelector": {}, "ingressDeny": [{"fromEntities": ["world"]}]}, True),
+        ({"endpointSelector": {}, "egress": [{"toEndpoints": [{}]}]}, False),
+        ({"endpointSelector": {}, "ingress": [{}], "enableDefaultDeny": {"ingress": False}}, False),
+        ({"endpointSelector": {}, "egress": [{}], "enableDefaultDeny": {"ingress": True}}, True),
+    ],
+)
+def test_cilium_policy_isolation(spec: dict[str, Any], isolates: bool) -> None:
+    found = outcome(check(cluster(extra=[cnp("bookinfo", "p", spec)])), "CIC005")
+    assert found == ((WARNING, [("CiliumNetworkPolicy bookinfo/p", None, None)]) if isolates else None)
+
+
+def test_enable_policy_always_isolates_every_ambient_namespace() -> None:
+    found = outcome(check(cluster(enable_policy="always")), "CIC005")
+    assert found == (WARNING, [(CONFIG, "enable-policy", "always")])
+    assert outcome(check(cluster(enable_policy="default")), "CIC005") is None
+
+
+# --------------------------------------------------------------------------- waypoints (CIC022)
+
+
+def waypoint(name: str, serves: str | None, ns: str = "bookinfo") -> Obj:
+    labels = {"istio.io/waypoint-for": serves} if serves else None
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": meta(name, ns, labels=labels),
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    }
+
+
+def bound_namespace(name: str, use: str, where: str | None = None) -> Obj:
+    obj = namespace(name)
+    obj["metadata"]["labels"]["istio.io/use-waypoint"] = use
+    if where:
+        obj["metadata"]["labels"]["istio.io/use-waypoint-namespace"] = where
+    return obj
+
+
+def mesh(*objects: Obj, **data: str | None) -> list[Obj]:
+    return [
+        o for o in cluster(**data) if not (o["kind"] == "Namespace" and o["metadata"]["name"] == "bookinfo")
+    ] + [*objects]
+
+
+@pytest.mark.parametrize(
+    ("serves", "skipped"),
+    [(None, True), ("service", True), ("all", True), ("workload", False), ("none", False)],
+)
+def test_waypoint_for_decides_what_socket_lb_skips(serves: str | None, skipped: bool) -> None:
+    objects = mesh(bound_namespace("bookinfo", "wp"), waypoint("wp", serves), bpf_lb_sock_hostns_only=None)
+    found = outcome(check(objects), "CIC022")
+    assert found == (
+        (ERROR, [("Namespace bookinfo", "label istio.io/use-waypoint", "wp")]) if skipped else None
+    )
+
+
+def test_use_waypoint_none_opts_out() -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "none"), waypoint("none", "service"), bpf_lb_sock_hostns_only=None
+    )
+    assert "CIC022" not in ids(check(objects))
+
+
+def test_use_waypoint_namespace_points_at_the_gateway() -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "shared", where="mesh-infra"),
+        waypoint("shared", "workload", ns="mesh-infra"),
+        bpf_lb_sock_hostns_only=None,
+    )
+    assert "CIC022" not in ids(check(objects))  # the workload waypoint found in mesh-infra is unaffected
+
+
+def test_waypoints_are_not_skipped_when_socket_lb_is_host_only() -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "wp"), waypoint("wp", "service"), bpf_lb_sock_hostns_only="true"
+    )
+    assert "CIC022" not in ids(check(objects))
+
+
+# --------------------------------------------------------------------------- other thresholds
+
+
+def test_evidence_is_capped_at_the_limit() -> None:
+    def policies(n: int) -> list[Obj]:
+        return [network_policy("bookinfo", f"np-{i:02d}", {"podSelector": {}}) for i in range(n)]
+
+    for n in (EVIDENCE_LIMIT, EVIDENCE_LIMIT + 1):
+        report = check(cluster(extra=policies(n)))
+        [finding] = [f for f in report.findings if f.id == "CIC005"]
+        names = [e.object for e in finding.evidence]
+        if n == EVIDENCE_LIMIT:
+            assert names == [f"NetworkPolicy bookinfo/np-{i:02d}" for i in range(n)]
+        else:
+            assert names == [
+                *(f"NetworkPolicy bookinfo/np-{i:02d}" for i in range(EVIDENCE_LIMIT)),
+                "… and 1 more policies",
+            ]
+    assert EVIDENCE_LIMIT == 10
+
+
+@pytest.mark.parametrize(("ready", "fires"), [(2, False), (1, True), (0, True)])
+def test_not_ready_means_fewer_ready_than_scheduled(ready: int, fires: bool) -> None:
+    objects = without(cluster(), "DaemonSet", "istio-cni-node")
+    cni = daemonset(
+        "istio-cni-node", ISTIO_NS, {"k8s-app": "istio-cni-node"}, "docker.io/istio/install-cni:1.26.1"
+    )
+    cni["status"]["numberReady"] = ready
+    found = outcome(check([*objects, cni]), "CIC019")
+    expected = (WARNING, [("DaemonSet istio-system/istio-cni-node", "status.numberReady", str(ready))])
+    assert found == (expected if fires else None)
+
+
+@pytest.mark.parametrize(
+    ("conf", "fires"), [("/etc/cni/net.d/", False), ("/etc/cni/net.d", False), ("/etc/cni", True)]
+)
+def test_cni_dirs_compare_without_trailing_slash(conf: str, fires: bool) -> None:
+    objects = without(cluster(), "DaemonSet", "istio-cni-node")
+    cni = daemonset(
+        "istio-cni-node",
+        ISTIO_NS,
+        {"k8s-app": "istio-cni-node"},
+        "docker.io/istio/install-cni:1.26.1",
+        {"cni-net-dir": conf, "cni-bin-dir": "/opt/cni/bin"},
+    )
+    found = outcome(check([*objects, cni]), "CIC004")
+    expected = (ERROR, [("DaemonSet istio-system/istio-cni-node", "volume cni-net-dir hostPath", conf)])
+    assert found == (expected if fires else None)
+
+
+@pytest.mark.parametrize(
+    ("written", "fires"),
+    [("2026-01-01T23:59:59Z", False), ("2026-01-02T00:00:00Z", False), ("2026-01-02T00:00:01Z", True)],
+)
+def test_restart_pending_only_for_changes_after_the_oldest_agent_start(written: str, fires: bool) -> None:
+    objects = [o for o in cluster() if o["kind"] not in ("ConfigMap", "Pod")]
+    objects += [
+        configmap(cilium_data(), written={"bpf-lb-sock-hostns-only": written}),
+        cilium_pod("cilium-a", "2026-01-02T00:00:00Z"),
+        cilium_pod("cilium-b", "2026-01-03T00:00:00Z"),
+    ]
+    found = outcome(check(objects), "CIC009")
+    assert found == ((WARNING, [(CONFIG, "bpf-lb-sock-hostns-only", "true")]) if fires else None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fires"), [("ambient", False), ("none", False), ("Ambient", True), ("sidecar", True)]
+)
+def test_only_ambient_and_none_are_known_modes(mode: str, fires: bool) -> None:
+    objects = [*cluster(), namespace("shop", mode=mode)]
+    found = outcome(check(objects), "CIC017")
+    assert found == (
+        (WARNING, [("Namespace shop", "label istio.io/dataplane-mode", mode)]) if fires else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("dns", "kpr", "fires"),
+    [
+        ("ClusterFirst", "true", True),
+        ("", "true", True),
+        ("ClusterFirstWithHostNet", "true", False),
+        ("ClusterFirst", "false", False),
+    ],
+)
+def test_istio_cni_dns_policy_on_host_network_with_kpr(dns: str, kpr: str, fires: bool) -> None:
+    objects = without(cluster(kube_proxy_replacement=kpr), "DaemonSet", "istio-cni-node")
+    cni = daemonset(
+        "istio-cni-node", ISTIO_NS, {"k8s-app": "istio-cni-node"}, "docker.io/istio/install-cni:1.23.0"
+    )
+    cni["spec"]["template"]["spec"]["hostNetwork"] = True
+    if dns:
+        cni["spec"]["template"]["spec"]["dnsPolicy"] = dns
+    found = outcome(check([*objects, cni]), "CIC020")
+    expected = (
+        WARNING,
+        [
+            ("DaemonSet istio-system/istio-cni-node", "spec.template.spec.dnsPolicy", dns or None),
+            (CONFIG, "kube-proxy-replacement", kpr),
+        ],
+    )
+    assert found == (expected if fires else None)
