@@ -8,7 +8,7 @@ is reported as MISS and the exit code is still 0; only a crash exits non-zero.
 
 1. Hook cold start: ``update-status`` of this charm (the repository as the charm
    directory, ``$KUBECONFIG`` pointing at a fake API server loaded with
-   ``examples/canonical-k8s-recommended``) against ``benchmarks/bare_charm``, same
+   ``examples/canonical-k8s-1.36-recommended``) against ``benchmarks/bare_charm``, same
    process-level harness (``tests/harness``), runs interleaved. Also the hook's
    ``-X importtime`` profile, its hook-tool calls and API requests.
 2. One check (``collect`` + ``evaluate`` in this process, a fresh client each time)
@@ -58,7 +58,7 @@ from tests.fakekube import FakeKube, PodPort, RecordedRequest  # noqa: E402
 from tests.harness import HookResult, HookState, RelationState, run_hook  # noqa: E402
 
 BARE_CHARM = REPO / "benchmarks" / "bare_charm"
-EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
+EXAMPLE = REPO / "examples" / "canonical-k8s-1.36-recommended"
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 HOOK = "update-status"
 

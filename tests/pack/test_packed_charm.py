@@ -25,8 +25,8 @@ from tests.harness import HookResult, HookState, RelationState, run_action, run_
 
 from .conftest import REPO, TIMINGS, Build, mode_of, unpack
 
-BROKEN = REPO / "examples" / "canonical-k8s-charmed-istio"
-RECOMMENDED = REPO / "examples" / "canonical-k8s-recommended"
+BROKEN = REPO / "examples" / "canonical-k8s-1.36-charmed-istio"
+RECOMMENDED = REPO / "examples" / "canonical-k8s-1.36-recommended"
 RELATION = RelationState(
     id="istio-metadata:7",
     remote_app="istio-k8s",

@@ -43,24 +43,32 @@ class Expected:
     findings: frozenset[str]
 
 
-BROKEN = "canonical-k8s-charmed-istio"
-RECOMMENDED = "canonical-k8s-recommended"
+BROKEN = "canonical-k8s-1.36-charmed-istio"
+RECOMMENDED = "canonical-k8s-1.36-recommended"
+BROKEN_134 = "canonical-k8s-1.34-charmed-istio"
 SOCKETLB_OFF = "kube-proxy-socketlb-off"
 DEFAULT_DENY = "default-deny-without-probe-allowance"
 
 EXPECTED: dict[str, Expected] = {
     BROKEN: Expected(
         testing.BlockedStatus,
+        "CIC001: Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true (+3 more); "
+        "run check-compatibility",
+        "incompatible",
+        frozenset({"cic001", "cic004", "cic019", "cic022"}),
+    ),
+    RECOMMENDED: Expected(
+        testing.ActiveStatus,
+        f"Cilium 1.19.4: compatible with Istio ambient ({N_CHECKS} checks)",
+        "compatible",
+        frozenset(),
+    ),
+    BROKEN_134: Expected(
+        testing.BlockedStatus,
         "CIC001: Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true (+2 more); "
         "run check-compatibility",
         "incompatible",
         frozenset({"cic001", "cic004", "cic019"}),
-    ),
-    RECOMMENDED: Expected(
-        testing.ActiveStatus,
-        f"Cilium 1.17.9: compatible with Istio ambient ({N_CHECKS} checks)",
-        "compatible",
-        frozenset(),
     ),
     SOCKETLB_OFF: Expected(
         testing.ActiveStatus,
@@ -164,7 +172,7 @@ def ztunnel_paths(fake: FakeKube) -> list[str]:
         r.path
         for r in fake.requests
         if r.path.endswith("/daemonsets")
-        and any("app=ztunnel" in v for v in r.query.get("labelSelector", []))
+        and any("metadata.name=ztunnel" in v for v in r.query.get("fieldSelector", []))
     ]
 
 

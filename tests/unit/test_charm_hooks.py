@@ -10,8 +10,8 @@ from tests.harness import HookState, RelationState, run_action, run_hook
 from tests.ztunnel import Conn, exposition, ztunnel_pod
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "canonical-k8s-recommended"
-COMPATIBLE = f"Cilium 1.17.9: compatible with Istio ambient ({N_CHECKS} checks)"
+EXAMPLE = REPO / "examples" / "canonical-k8s-1.36-recommended"
+COMPATIBLE = f"Cilium 1.19.4: compatible with Istio ambient ({N_CHECKS} checks)"
 MOVED = "CIC008: No ztunnel in Istio root namespace istio-mesh (from relation); it runs elsewhere; run check-compatibility"
 
 

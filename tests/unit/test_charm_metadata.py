@@ -289,7 +289,7 @@ def test_every_result_key_is_documented(
 ) -> None:
     from tests.fakekube import FakeKube
 
-    with FakeKube.from_paths(REPO / "examples" / "canonical-k8s-charmed-istio") as fake:
+    with FakeKube.from_paths(REPO / "examples" / "canonical-k8s-1.36-charmed-istio") as fake:
         monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
         ctx = testing.Context(IstioCiliumCompatCharm)
         ctx.run(ctx.on.action(action, params=params), testing.State())

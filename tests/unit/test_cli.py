@@ -17,8 +17,8 @@ from istio_cilium_compat.rules import registered
 from tests.clusters import N_CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKEN = ROOT / "examples" / "canonical-k8s-charmed-istio"
-FIXED = ROOT / "examples" / "canonical-k8s-recommended"
+BROKEN = ROOT / "examples" / "canonical-k8s-1.36-charmed-istio"
+FIXED = ROOT / "examples" / "canonical-k8s-1.36-recommended"
 WARN = ROOT / "examples" / "default-deny-without-probe-allowance"
 EXAMPLES = ROOT / "examples"
 INSTEAD = "pass YAML saved with `kubectl get -o yaml`, or what `istio-cilium-compat dump DIR` writes"
@@ -44,7 +44,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(out)
     assert code == 1
     assert data["verdict"] == "incompatible"
-    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC004", "CIC019"]
+    assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC004", "CIC022", "CIC019"]
     for finding in data["findings"]:
         assert set(finding) == {"id", "severity", "summary", "detail", "evidence", "fix", "sources"}
         assert finding["sources"] and all(isinstance(s, str) for s in finding["sources"])
@@ -69,7 +69,7 @@ def test_text_output(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     assert "fix:" in out
     assert "juju run" not in out
     assert out.splitlines()[-2:] == [
-        f"Verdict: incompatible (2 errors, 1 warning, 0 info; {N_CHECKS} checks)",
+        f"Verdict: incompatible (3 errors, 1 warning, 0 info; {N_CHECKS} checks)",
         f"Full change: istio-cilium-compat render --manifests {BROKEN}",
     ]
 

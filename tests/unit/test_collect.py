@@ -257,12 +257,12 @@ def test_one_broken_resource(tmp_path: Path, fault: dict, kind: str) -> None:
 
 
 def test_cli_against_a_live_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-charmed-istio") as fake:
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-1.36-charmed-istio") as fake:
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
         assert main(["check", "--kubeconfig", kubeconfig, "-o", "json"]) == 1
         data = json.loads(capsys.readouterr().out)
-        assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC004", "CIC019"]
-    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-recommended") as fake:
+        assert [f["id"] for f in data["findings"]] == ["CIC001", "CIC004", "CIC022", "CIC019"]
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-1.36-recommended") as fake:
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig2"))
         assert main(["check", "--kubeconfig", kubeconfig]) == 0
         assert "Verdict: compatible" in capsys.readouterr().out
@@ -294,7 +294,7 @@ def test_dump_then_check_offline_gives_the_same_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`dump` saves what `check` read; `check --manifests` on it judges the same."""
-    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-charmed-istio") as fake:
+    with FakeKube.from_paths(EXAMPLES / "canonical-k8s-1.36-charmed-istio") as fake:
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
         assert main(["check", "--kubeconfig", kubeconfig, "-o", "json"]) == 1
         live = json.loads(capsys.readouterr().out)

@@ -22,10 +22,10 @@ from tests.fakekube import FakeKube
 from tests.harness import HookResult, HookState, RelationState, run_action, run_hook
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "canonical-k8s-charmed-istio"
+EXAMPLE = REPO / "examples" / "canonical-k8s-1.36-charmed-istio"
 EXAMPLE_STATUS = (
     "blocked",
-    "CIC001: Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true (+2 more); "
+    "CIC001: Socket LB hides Services from ztunnel: set bpf-lb-sock-hostns-only=true (+3 more); "
     "run check-compatibility",
 )
 WORKERS = 2
@@ -130,7 +130,9 @@ def test_malformed_relation_data_falls_back_to_discovery(data: dict[str, str], t
             env={"KUBECONFIG": str(kubeconfig)},
         )
         ztunnel_lists = [
-            r.path for r in fake.requests if "app=ztunnel" in "".join(r.query.get("labelSelector", []))
+            r.path
+            for r in fake.requests
+            if "metadata.name=ztunnel" in "".join(r.query.get("fieldSelector", []))
         ]
     kind, message = case.expected_status
     assert isinstance(message, str)
@@ -192,7 +194,7 @@ def test_every_event_and_action_only_reads(recording_kube: FakeKube, tmp_path: P
             assert result.action_results(), name
     check = results[len(HOOKS)].action_results()
     assert check["verdict"] == "incompatible"
-    assert sorted(check["findings"]) == ["cic001", "cic004", "cic019"]
+    assert sorted(check["findings"]) == ["cic001", "cic004", "cic019", "cic022"]
     for params, result in zip(runs[len(HOOKS) + 1 :], results[len(HOOKS) + 1 :], strict=True):
         assert params[1] is not None
         rendered = result.action_results()

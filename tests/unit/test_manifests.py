@@ -15,23 +15,59 @@ from tests.clusters import healthy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
+CONFIG = "ConfigMap kube-system/cilium-config"
+CNI = "DaemonSet istio-system/istio-cni-node"
+CNI_DIRS = [(CNI, "volume cni-net-dir hostPath"), (CNI, "volume cni-bin-dir hostPath")]
 EXPECTED_EXAMPLES = {
-    "canonical-k8s-charmed-istio": (
+    # Canonical Kubernetes 1.36: Cilium 1.19.4, kube-proxy replacement true (k8sd), Charmed Istio 1.29
+    "canonical-k8s-1.36-charmed-istio": (
         "incompatible",
-        [("CIC001", "error"), ("CIC004", "error"), ("CIC019", "warning")],
+        [
+            ("CIC001", "error", [(CONFIG, "kube-proxy-replacement"), (CONFIG, "bpf-lb-sock-hostns-only")]),
+            ("CIC004", "error", CNI_DIRS),
+            ("CIC022", "error", [("Namespace bookinfo", "label istio.io/use-waypoint")]),
+            ("CIC019", "warning", [(CNI, "status.numberReady")]),
+        ],
     ),
-    "canonical-k8s-recommended": ("compatible", []),
-    "kube-proxy-socketlb-off": ("compatible", [("CIC001", "info")]),
-    "default-deny-without-probe-allowance": ("compatible", [("CIC005", "warning")]),
+    "canonical-k8s-1.36-recommended": ("compatible", []),
+    # Canonical Kubernetes 1.34: chart 1.17.1, agent 1.17.9-ck9, kube-proxy replacement false, bpf-lb-sock true
+    "canonical-k8s-1.34-charmed-istio": (
+        "incompatible",
+        [
+            ("CIC001", "error", [(CONFIG, "bpf-lb-sock"), (CONFIG, "bpf-lb-sock-hostns-only")]),
+            ("CIC004", "error", CNI_DIRS),
+            ("CIC019", "warning", [(CNI, "status.numberReady")]),
+        ],
+    ),
+    "kube-proxy-socketlb-off": (
+        "compatible",
+        [("CIC001", "info", [(CONFIG, "kube-proxy-replacement"), (CONFIG, "bpf-lb-sock")])],
+    ),
+    "default-deny-without-probe-allowance": (
+        "compatible",
+        [
+            (
+                "CIC005",
+                "warning",
+                [
+                    ("NetworkPolicy shop/allow-frontend", None),
+                    ("NetworkPolicy shop/default-deny-ingress", None),
+                ],
+            )
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_EXAMPLES))
 def test_examples(name: str) -> None:
+    """Ids, severities and the objects (and keys) each finding points at, in report order."""
     report = evaluate(load_snapshot([EXAMPLES / name]))
     verdict, findings = EXPECTED_EXAMPLES[name]
     assert report.verdict.value == verdict
-    assert [(f.id, f.severity.value) for f in report.ordered] == findings
+    assert [
+        (f.id, f.severity.value, [(e.object, e.key) for e in f.evidence]) for f in report.ordered
+    ] == findings
 
 
 def test_every_example_folder_is_expected() -> None:
@@ -181,7 +217,7 @@ def test_unquoted_booleans_are_read_as_kubernetes_would_store_them(tmp_path: Pat
 def test_load_counts_what_the_checks_can_use(tmp_path: Path) -> None:
     from istio_cilium_compat.manifests import load
 
-    loaded = load([EXAMPLES / "canonical-k8s-charmed-istio"])
+    loaded = load([EXAMPLES / "canonical-k8s-1.36-charmed-istio"])
     assert (loaded.files, loaded.documents, loaded.objects, loaded.relevant) == (5, 5, 11, 8)
     unrelated = write(tmp_path, "app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
     values = write(tmp_path, "values.yaml", "kubeProxyReplacement: true\n")

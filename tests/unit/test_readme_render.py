@@ -34,8 +34,8 @@ BLOCK = re.compile(
     r"(<!-- output: (?P<name>[\w-]+) -->\n```(?P<lang>\w*)\n)(?P<body>.*?)(```\n<!-- end output: (?P=name) -->)",
     re.S,
 )
-BROKEN = "examples/canonical-k8s-charmed-istio"
-RECOMMENDED = "examples/canonical-k8s-recommended"
+BROKEN = "examples/canonical-k8s-1.36-charmed-istio"
+RECOMMENDED = "examples/canonical-k8s-1.36-recommended"
 DEFAULT_DENY = "examples/default-deny-without-probe-allowance"
 UNIT = "istio-cilium-compat-k8s/0"
 

@@ -807,14 +807,14 @@ def test_each_fix_run_as_printed_fixes_its_finding(case: str, target: str, tmp_p
 
 
 def test_render_json_is_the_action_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = EXAMPLES / "canonical-k8s-charmed-istio"
+    folder = EXAMPLES / "canonical-k8s-1.36-charmed-istio"
     assert main(["render", "--manifests", str(folder), "-o", "json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     snapshot = load_snapshot([folder])
     rendered = render(snapshot, evaluate(snapshot))
     assert list(printed) == list(RESULT_KEYS)
     assert printed == rendered.to_dict()
-    assert printed["addressed"] == ["CIC001", "CIC004"]
+    assert printed["addressed"] == ["CIC001", "CIC004", "CIC022"]
     assert printed["not_addressed"] == ["CIC019"]
     results = action_results(rendered)
     assert results == {
@@ -825,7 +825,7 @@ def test_render_json_is_the_action_result(tmp_path: Path, capsys: pytest.Capture
         else v
         for k, v in printed.items()
     }
-    nothing = load_snapshot([EXAMPLES / "canonical-k8s-recommended"])
+    nothing = load_snapshot([EXAMPLES / "canonical-k8s-1.36-recommended"])
     empty = action_results(render(nothing, evaluate(nothing)))
     assert (empty["config"], empty["apply"], empty["istio"]) == (NO_CONFIG, NO_APPLY, "(no Istio change)")
     assert (empty["addressed"], empty["not-addressed"]) == ("(none)", "(none)")
@@ -1086,7 +1086,7 @@ def test_findings_addressed_lists_only_what_the_target_changes() -> None:
         assert "CIC004" in by_target[target].not_addressed
         assert "CIC004" not in by_target[target].addressed
     assert by_target["helm"].apply == by_target["canonical-k8s"].apply  # k8sd: rendered for canonical-k8s
-    example = load_snapshot([EXAMPLES / "canonical-k8s-charmed-istio"])
+    example = load_snapshot([EXAMPLES / "canonical-k8s-1.36-charmed-istio"])
     for target in TARGETS:  # none fixes the readiness symptom itself
         assert "CIC019" in render(example, evaluate(example), target=target).not_addressed
 

@@ -470,7 +470,7 @@ def test_cli_without_runtime_sends_no_proxy_request(
 
 def test_cli_runtime_needs_a_live_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["check", "--manifests", "examples/canonical-k8s-recommended", "--runtime"])
+        main(["check", "--manifests", "examples/canonical-k8s-1.36-recommended", "--runtime"])
     out, err = capsys.readouterr()
     assert (exit_info.value.code, out) == (2, "")
     assert err.splitlines()[-1] == (
