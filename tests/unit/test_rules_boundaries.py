@@ -414,8 +414,9 @@ def cnp_ports(protocol: str | None, port: str = "15008") -> Obj:
 )
 def test_cilium_policy_must_allow_15008_tcp(protocol: str | None, blocked: bool) -> None:
     found = outcome(check(cluster(extra=[cnp_ports(protocol)])), "CIC013")
+    listed = f"15008/{protocol}" if protocol else "15008"
     assert found == (
-        (WARNING, [("CiliumNetworkPolicy bookinfo/allow-app", "ingress ports", "15008")]) if blocked else None
+        (WARNING, [("CiliumNetworkPolicy bookinfo/allow-app", "ingress ports", listed)]) if blocked else None
     )
 
 
