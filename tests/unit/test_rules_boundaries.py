@@ -35,6 +35,7 @@ from tests.clusters import (
 )
 
 CONFIG = "ConfigMap kube-system/cilium-config"
+DEFAULT = "1.17.4"
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 
@@ -42,7 +43,7 @@ def cilium(version: str) -> str:
     return f"quay.io/cilium/cilium:v{version}"
 
 
-def cluster(version: str = "1.17.4", *, extra: list[Obj] | None = None, **data: str | None) -> list[Obj]:
+def cluster(version: str = DEFAULT, extra: list[Obj] | None = None, /, **data: str | None) -> list[Obj]:
     """`healthy()` on a given Cilium version, cilium-config overridden, extra objects appended."""
     objects = [o for o in healthy(**data) if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
     return [*objects, cilium_agent(image=cilium(version)), *(extra or [])]
@@ -327,7 +328,7 @@ def probe_policy(default_deny: object) -> Obj:
     [("1.15.9", False, True), ("1.16.0", False, False), ("1.16.0", None, True), ("1.16.0", True, True)],
 )
 def test_enable_default_deny_is_honoured_from_1_16(version: str, default_deny: object, fires: bool) -> None:
-    found = outcome(check(cluster(version, extra=[probe_policy(default_deny)])), "CIC018")
+    found = outcome(check(cluster(version, [probe_policy(default_deny)])), "CIC018")
     assert found == (
         (
             ERROR,
@@ -393,7 +394,7 @@ def np_ports(*ports: dict[str, Any]) -> Obj:
     ],
 )
 def test_networkpolicy_must_allow_15008_tcp(ports: list[dict[str, Any]], blocked: bool) -> None:
-    found = outcome(check(cluster(extra=[np_ports(*ports)])), "CIC013")
+    found = outcome(check(cluster(DEFAULT, [np_ports(*ports)])), "CIC013")
     assert (found is not None) is blocked
     if found:
         assert found[0] == WARNING
@@ -413,7 +414,7 @@ def cnp_ports(protocol: str | None, port: str = "15008") -> Obj:
     ("protocol", "blocked"), [("TCP", False), ("ANY", False), (None, False), ("UDP", True), ("SCTP", True)]
 )
 def test_cilium_policy_must_allow_15008_tcp(protocol: str | None, blocked: bool) -> None:
-    found = outcome(check(cluster(extra=[cnp_ports(protocol)])), "CIC013")
+    found = outcome(check(cluster(DEFAULT, [cnp_ports(protocol)])), "CIC013")
     listed = f"15008/{protocol}" if protocol else "15008"
     assert found == (
         (WARNING, [("CiliumNetworkPolicy bookinfo/allow-app", "ingress ports", listed)]) if blocked else None
@@ -426,7 +427,7 @@ def test_hbone_rule_ignores_non_ambient_namespaces() -> None:
         "allow-app",
         {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 80}]}]},
     )
-    assert "CIC013" not in ids(check(cluster(extra=[namespace("default", mode=None), policy])))
+    assert "CIC013" not in ids(check(cluster(DEFAULT, [namespace("default", mode=None), policy])))
 
 
 # --------------------------------------------------------------------------- selectors and probe allowances
@@ -498,12 +499,12 @@ def isolating_ccnp(selector: dict[str, Any]) -> Obj:
     ],
 )
 def test_clusterwide_selector_namespaces(selector: dict[str, Any], namespaces: list[str]) -> None:
-    found = outcome(check(cluster(extra=[SHOP, isolating_ccnp(selector)])), "CIC005")
+    found = outcome(check(cluster(DEFAULT, [SHOP, isolating_ccnp(selector)])), "CIC005")
     if not namespaces:
         assert found is None
         return
     assert found is not None and found[0] == WARNING
-    report = check(cluster(extra=[SHOP, isolating_ccnp(selector)]))
+    report = check(cluster(DEFAULT, [SHOP, isolating_ccnp(selector)]))
     [finding] = [f for f in report.findings if f.id == "CIC005"]
     assert [e.note for e in finding.evidence] == [
         f"isolates ingress of pods in ambient namespace {ns}" for ns in namespaces
@@ -512,7 +513,7 @@ def test_clusterwide_selector_namespaces(selector: dict[str, Any], namespaces: l
 
 def test_host_policy_selects_nodes_not_pods() -> None:
     host = ccnp("host-fw", {"nodeSelector": {}, "ingress": [{"fromEntities": ["cluster"]}]})
-    assert "CIC005" not in ids(check(cluster(extra=[host])))
+    assert "CIC005" not in ids(check(cluster(DEFAULT, [host])))
 
 
 @pytest.mark.parametrize(
@@ -537,7 +538,7 @@ def test_probe_allowance_shapes(rule: dict[str, Any], allowed: bool) -> None:
         "probes",
         {"endpointSelector": {}, "ingress": [rule], "enableDefaultDeny": {"ingress": False, "egress": False}},
     )
-    found = outcome(check(cluster(extra=[isolate, allowance])), "CIC005")
+    found = outcome(check(cluster(DEFAULT, [isolate, allowance])), "CIC005")
     assert found == (None if allowed else (WARNING, [("NetworkPolicy bookinfo/deny", None, None)]))
 
 
@@ -551,7 +552,7 @@ def test_probe_allowance_shapes(rule: dict[str, Any], allowed: bool) -> None:
     ],
 )
 def test_networkpolicy_isolation(spec: dict[str, Any], isolates: bool) -> None:
-    found = outcome(check(cluster(extra=[network_policy("bookinfo", "np", spec)])), "CIC005")
+    found = outcome(check(cluster(DEFAULT, [network_policy("bookinfo", "np", spec)])), "CIC005")
     assert found == ((WARNING, [("NetworkPolicy bookinfo/np", None, None)]) if isolates else None)
 
 
@@ -566,7 +567,7 @@ def test_networkpolicy_isolation(spec: dict[str, Any], isolates: bool) -> None:
     ],
 )
 def test_cilium_policy_isolation(spec: dict[str, Any], isolates: bool) -> None:
-    found = outcome(check(cluster(extra=[cnp("bookinfo", "p", spec)])), "CIC005")
+    found = outcome(check(cluster(DEFAULT, [cnp("bookinfo", "p", spec)])), "CIC005")
     assert found == ((WARNING, [("CiliumNetworkPolicy bookinfo/p", None, None)]) if isolates else None)
 
 
@@ -649,7 +650,7 @@ def test_evidence_is_capped_at_the_limit() -> None:
         return [network_policy("bookinfo", f"np-{i:02d}", {"podSelector": {}}) for i in range(n)]
 
     for n in (EVIDENCE_LIMIT, EVIDENCE_LIMIT + 1):
-        report = check(cluster(extra=policies(n)))
+        report = check(cluster(DEFAULT, policies(n)))
         [finding] = [f for f in report.findings if f.id == "CIC005"]
         names = [e.object for e in finding.evidence]
         if n == EVIDENCE_LIMIT:
