@@ -25,7 +25,17 @@ EXPECTED_EXAMPLES = {
         [
             ("CIC001", "error", [(CONFIG, "kube-proxy-replacement"), (CONFIG, "bpf-lb-sock-hostns-only")]),
             ("CIC004", "error", CNI_DIRS),
-            ("CIC022", "error", [("Namespace bookinfo", "label istio.io/use-waypoint")]),
+            (
+                "CIC022",
+                "error",
+                [
+                    ("Namespace bookinfo", "label istio.io/use-waypoint"),
+                    (
+                        "AuthorizationPolicy bookinfo/istio-beacon-k8s-bookinfo-policy-productpage-bookinfo-reviews-5b9e0c3a",
+                        None,
+                    ),
+                ],
+            ),
             ("CIC019", "warning", [(CNI, "status.numberReady")]),
         ],
     ),
@@ -218,7 +228,7 @@ def test_load_counts_what_the_checks_can_use(tmp_path: Path) -> None:
     from istio_cilium_compat.manifests import load
 
     loaded = load([EXAMPLES / "canonical-k8s-1.36-charmed-istio"])
-    assert (loaded.files, loaded.documents, loaded.objects, loaded.relevant) == (5, 5, 11, 8)
+    assert (loaded.files, loaded.documents, loaded.objects, loaded.relevant) == (6, 6, 14, 11)
     unrelated = write(tmp_path, "app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
     values = write(tmp_path, "values.yaml", "kubeProxyReplacement: true\n")
     loaded = load([unrelated, values])
