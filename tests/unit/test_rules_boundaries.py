@@ -744,3 +744,154 @@ def test_istio_cni_dns_policy_on_host_network_with_kpr(dns: str, kpr: str, fires
         ],
     )
     assert found == (expected if fires else None)
+
+
+# --------------------------------------------------------------------------- found surviving in a later run
+
+
+@pytest.mark.parametrize(("version", "fires"), [("1.16.9", False), ("1.17.0", True)])
+def test_non_default_deny_flag_exists_from_1_17(version: str, fires: bool) -> None:
+    report = check(cluster(version, [probe_policy(False)], enable_non_default_deny_policies="false"))
+    assert ("CIC018" in ids(report)) is fires
+
+
+def pod(name: str, ns: str, labels: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, ns, labels=labels),
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
+        "status": {"phase": "Running"},
+    }
+
+
+@pytest.mark.parametrize(("tag", "fires"), [("1.21.6", False), ("1.22.0", True)])
+def test_pods_enrolled_by_their_own_label_from_istio_1_22(tag: str, fires: bool) -> None:
+    objects = [
+        *istio_cluster(tag),
+        namespace("shop", mode=None),
+        pod("web-1", "shop", {"istio.io/dataplane-mode": "ambient"}),
+        network_policy("shop", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+    ]
+    found = outcome(check(objects), "CIC005")
+    assert found == ((WARNING, [("NetworkPolicy shop/deny", None, None)]) if fires else None)
+
+
+def ipblock_policy(cidr: str, *, except_: list[str] | None = None, ports: list[Obj] | None = None) -> Obj:
+    rule: dict[str, Any] = {"from": [{"ipBlock": {"cidr": cidr, **({"except": except_} if except_ else {})}}]}
+    if ports is not None:
+        rule["ports"] = ports
+    return network_policy(
+        "bookinfo", "probes", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [rule]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "allowed"),
+    [
+        (ipblock_policy("169.254.7.127/32"), True),
+        (ipblock_policy("169.254.0.0/16"), True),
+        (ipblock_policy("169.254.0.0/16", except_=["169.254.7.127/32"]), False),
+        (ipblock_policy("169.254.7.127/32", ports=[{"port": 8080, "protocol": "UDP"}]), False),
+        (ipblock_policy("169.254.7.127/32", ports=[{"port": 8080}]), True),
+        (ipblock_policy("10.0.0.0/8"), False),
+    ],
+)
+def test_networkpolicy_ipblock_probe_allowance(policy: Obj, allowed: bool) -> None:
+    deny = network_policy("bookinfo", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
+    found = outcome(check(cluster(DEFAULT, [deny, policy])), "CIC005")
+    if allowed:
+        assert found is None
+    else:
+        assert found is not None and found[0] == WARNING
+        assert ("NetworkPolicy bookinfo/deny", None, None) in found[1]
+
+
+@pytest.mark.parametrize(
+    ("ipv4", "ipv6", "cidr", "allowed"),
+    [
+        ("false", "true", "fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128", True),  # IPv6 only: the v6 source
+        ("false", "true", "169.254.7.127/32", False),
+        ("true", "true", "169.254.7.127/32", True),  # dual stack: kubelet probes the IPv4 address
+        ("true", "false", "169.254.7.127/32", True),
+    ],
+)
+def test_probe_source_follows_the_ip_family(ipv4: str, ipv6: str, cidr: str, allowed: bool) -> None:
+    deny = network_policy("bookinfo", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
+    report = check(cluster(DEFAULT, [deny, ipblock_policy(cidr)], enable_ipv4=ipv4, enable_ipv6=ipv6))
+    assert ("CIC005" in ids(report)) is not allowed
+
+
+@pytest.mark.parametrize(
+    ("data", "refused"),
+    [
+        ({"install_no_conntrack_iptables_rules": "true", "enable_bpf_masquerade": "false"}, True),
+        ({"install_no_conntrack_iptables_rules": "true", "enable_bpf_masquerade": "true"}, False),
+        (
+            {
+                "install_no_conntrack_iptables_rules": "true",
+                "enable_bpf_masquerade": "true",
+                "kube_proxy_replacement": "false",
+            },
+            True,
+        ),
+        ({"enable_ip_masq_agent": "true", "enable_bpf_masquerade": "false"}, True),
+        ({"enable_ip_masq_agent": "true", "enable_bpf_masquerade": "true"}, False),
+        ({"enable_ip_masq_agent": "false", "enable_bpf_masquerade": "false"}, False),
+    ],
+)
+def test_settings_the_agent_refuses(data: dict[str, str], refused: bool) -> None:
+    found = outcome(check(cluster("1.17.4", **data)), "CIC023")
+    keys = {key for _, key, _ in found[1]} if found else set()
+    guard = (
+        "install-no-conntrack-iptables-rules"
+        if "install_no_conntrack_iptables_rules" in data
+        else "enable-ip-masq-agent"
+    )
+    assert (guard in keys) is refused
+
+
+def test_masquerading_is_on_by_default() -> None:
+    """Absent enable-ipv4-masquerade means true: BPF masquerade then has work and is not refused."""
+    report = check(
+        cluster("1.16.0", enable_bpf_masquerade="true", enable_ipv4_masquerade=None, enable_ipv6="false")
+    )
+    assert "CIC023" not in ids(report)
+    report = check(cluster("1.16.0", enable_bpf_masquerade="true", enable_ipv4="false", enable_ipv6="false"))
+    assert outcome(report, "CIC023") == (WARNING, [(CONFIG, "enable-bpf-masquerade", "true")])
+
+
+def test_port_zero_means_every_port() -> None:
+    assert outcome(check(cluster(DEFAULT, [np_ports({"port": 0, "protocol": "TCP"})])), "CIC013") is None
+
+
+def test_namespace_exists_expression_selects_every_namespace() -> None:
+    selector = {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"}]}
+    report = check(cluster(DEFAULT, [SHOP, isolating_ccnp(selector)]))
+    [finding] = [f for f in report.findings if f.id == "CIC005"]
+    assert [e.note for e in finding.evidence] == [
+        f"isolates ingress of pods in ambient namespace {ns}" for ns in ("bookinfo", "shop")
+    ]
+
+
+def test_waypoint_names_sorting_before_none_are_not_opt_outs() -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "bookinfo-wp"),
+        waypoint("bookinfo-wp", "service"),
+        bpf_lb_sock_hostns_only=None,
+    )
+    assert outcome(check(objects), "CIC022") == (
+        ERROR,
+        [("Namespace bookinfo", "label istio.io/use-waypoint", "bookinfo-wp")],
+    )
+
+
+def test_only_istio_waypoint_gateways_are_waypoints() -> None:
+    """A Gateway of another class is no waypoint: its waypoint-for label does not count."""
+    ingress = waypoint("wp", "workload")
+    ingress["spec"]["gatewayClassName"] = "istio"
+    objects = mesh(bound_namespace("bookinfo", "wp"), ingress, bpf_lb_sock_hostns_only=None)
+    assert outcome(check(objects), "CIC022") == (
+        ERROR,
+        [("Namespace bookinfo", "label istio.io/use-waypoint", "wp")],
+    )
