@@ -683,7 +683,7 @@ def test_render_action(
         assert results["nothing-to-change"] == "false"
         if results["target"] == "canonical-k8s":
             assert 'juju config -m istio-system istio-k8s platform=""' in results["istio"]
-            assert results["addressed"] == "CIC001, CIC004"
+            assert results["addressed"] == "CIC001, CIC004, CIC022"
     if example == RECOMMENDED:
         assert results["nothing-to-change"] == "true"
         assert (results["config"], results["apply"]) == (NO_CONFIG, NO_APPLY)
