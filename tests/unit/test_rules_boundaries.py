@@ -895,3 +895,104 @@ def test_only_istio_waypoint_gateways_are_waypoints() -> None:
         ERROR,
         [("Namespace bookinfo", "label istio.io/use-waypoint", "wp")],
     )
+
+
+def service(name: str, ns: str = "bookinfo", labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, ns, labels=labels),
+        "spec": {"ports": [{"port": 9080, "protocol": "TCP"}], "selector": {"app": name}},
+    }
+
+
+def l7_policy(name: str, ref: dict[str, Any], *, singular: bool = False, ns: str = "bookinfo") -> Obj:
+    spec: dict[str, Any] = {"rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}
+    spec["targetRef" if singular else "targetRefs"] = ref if singular else [ref]
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": meta(name, ns),
+        "spec": spec,
+    }
+
+
+def route(name: str, ref: dict[str, Any]) -> Obj:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": meta(name, "bookinfo"),
+        "spec": {"parentRefs": [ref], "rules": [{"backendRefs": [{"name": "reviews-v2", "port": 9080}]}]},
+    }
+
+
+BOUND = "Namespace bookinfo"
+SERVICE_REF = {"group": "", "kind": "Service", "name": "reviews"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ([l7_policy("ap", SERVICE_REF)], ["AuthorizationPolicy bookinfo/ap"]),
+        ([l7_policy("ap", {**SERVICE_REF, "group": "core"})], ["AuthorizationPolicy bookinfo/ap"]),
+        ([l7_policy("ap", SERVICE_REF, singular=True)], ["AuthorizationPolicy bookinfo/ap"]),
+        ([l7_policy("ap", {**SERVICE_REF, "group": "apps"})], []),
+        (
+            [l7_policy("ap", {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "wp"})],
+            ["AuthorizationPolicy bookinfo/ap"],
+        ),
+        ([l7_policy("ap", {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other"})], []),
+        ([route("split", SERVICE_REF)], ["HTTPRoute bookinfo/split"]),
+        ([route("split", {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "wp"})], []),
+        ([service("reviews", labels={"istio.io/use-waypoint": "none"}), l7_policy("ap", SERVICE_REF)], []),
+    ],
+)
+def test_policies_and_routes_attached_to_a_skipped_waypoint(extra: list[Obj], named: list[str]) -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "wp"), waypoint("wp", "service"), *extra, bpf_lb_sock_hostns_only=None
+    )
+    found = outcome(check(objects), "CIC022")
+    assert found is not None and found[0] == ERROR
+    assert [o for o, _, _ in found[1]] == [BOUND, *named]
+
+
+def test_workload_waypoint_policies_are_not_named() -> None:
+    objects = mesh(
+        bound_namespace("bookinfo", "wp"),
+        waypoint("wp", "workload"),
+        l7_policy("ap", {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "wp"}),
+        l7_policy("ap2", SERVICE_REF),
+        bpf_lb_sock_hostns_only=None,
+    )
+    assert "CIC022" not in ids(check(objects))
+
+
+def test_a_service_bound_by_its_own_label() -> None:
+    objects = mesh(
+        namespace("bookinfo"),
+        service("reviews", labels={"istio.io/use-waypoint": "wp"}),
+        waypoint("wp", "service"),
+        l7_policy("ap", SERVICE_REF),
+        bpf_lb_sock_hostns_only=None,
+    )
+    found = outcome(check(objects), "CIC022")
+    assert found == (
+        ERROR,
+        [
+            ("Service bookinfo/reviews", "label istio.io/use-waypoint", "wp"),
+            ("AuthorizationPolicy bookinfo/ap", None, None),
+        ],
+    )
+
+
+@pytest.mark.parametrize(("with_pod", "fires"), [(True, True), (False, False)])
+def test_a_bound_service_outside_ambient_namespaces_needs_mesh_pods(with_pod: bool, fires: bool) -> None:
+    extra = [
+        namespace("shop", mode=None),
+        service("cart", "shop", labels={"istio.io/use-waypoint": "wp"}),
+        waypoint("wp", "service", ns="shop"),
+    ]
+    if with_pod:
+        extra.append(pod("cart-1", "shop", {"istio.io/dataplane-mode": "ambient"}))
+    found = outcome(check(cluster(DEFAULT, extra, bpf_lb_sock_hostns_only=None)), "CIC022")
+    assert found == ((ERROR, [("Service shop/cart", "label istio.io/use-waypoint", "wp")]) if fires else None)
