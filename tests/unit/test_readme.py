@@ -139,7 +139,7 @@ def test_first_screen_commands_run(bindir: Path, tmp_path: Path) -> None:
         "istio-cilium-compat check --cilium-values examples/cilium-values.yaml --cilium-version 1.19",
     ]
     assert "pip install ." in first_screen
-    with FakeKube.from_paths(ROOT / "examples" / "canonical-k8s-charmed-istio") as fake:
+    with FakeKube.from_paths(ROOT / "examples" / "canonical-k8s-1.36-charmed-istio") as fake:
         kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
         out, code = shell(commands[0], bindir, 0, env={"KUBECONFIG": str(kubeconfig)})
         url = fake.url
