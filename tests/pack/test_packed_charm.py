@@ -198,7 +198,8 @@ def test_a_compatible_cluster_is_active(build: Build, unit: Path, tmp_path: Path
         assert {r.method for r in fake.requests} == {"GET"}
     status, message = assert_one_status(result, "update-status")
     assert status == "active"
-    assert re.fullmatch(r"Cilium 1\.17\.9: compatible with Istio ambient \(\d+ checks\)", message), message
+    # Canonical Kubernetes 1.36 ships Cilium 1.19.4 (examples/canonical-k8s-1.36-recommended).
+    assert re.fullmatch(r"Cilium 1\.19\.4: compatible with Istio ambient \(\d+ checks\)", message), message
 
 
 def test_check_compatibility_action(build: Build, unit: Path, broken_kube: FakeKube, tmp_path: Path) -> None:
