@@ -229,6 +229,17 @@ def healthy(**overrides: str | None) -> list[Obj]:
     ]
 
 
+def app_pod(ns: str, name: str, labels: dict[str, str]) -> Obj:
+    """An application pod as the API returns it (enough for the label-selected reads)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, ns, labels=labels),
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
+        "status": {"phase": "Running"},
+    }
+
+
 def without(objects: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
     return [o for o in objects if not (o["kind"] == kind and (name is None or o["metadata"]["name"] == name))]
 

@@ -28,6 +28,7 @@ from tests.clusters import (
     N_CHECKS,
     T1,
     Obj,
+    app_pod,
     authorization_policy,
     ccnp,
     cilium_agent,
@@ -39,7 +40,6 @@ from tests.clusters import (
     http_route,
     istio_cni,
     istio_pod,
-    meta,
     namespace,
     network_policy,
     node_config,
@@ -124,17 +124,6 @@ class Case:
         if self.manifest_text is not None:
             return self.manifest_text
         return dump_yaml(self.objects)
-
-
-def labelled_pod(ns: str, name: str, labels: dict[str, str]) -> Obj:
-    """An application pod as the API returns it (enough for the label-selected read)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta(name, ns, labels=labels),
-        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
-        "status": {"phase": "Running"},
-    }
 
 
 def dump_yaml(objects: list[Obj]) -> str:
@@ -832,7 +821,7 @@ CASES: tuple[Case, ...] = (
         [
             *healthy(),
             namespace("shop", mode=None),
-            labelled_pod("shop", "cart-0", {"istio.io/dataplane-mode": "ambient"}),
+            app_pod("shop", "cart-0", {"istio.io/dataplane-mode": "ambient"}),
             network_policy("shop", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         ],
         ["CIC005"],

@@ -11,12 +11,12 @@ from istio_cilium_compat.report import Severity
 from istio_cilium_compat.rules import evaluate
 from tests.clusters import (
     Obj,
+    app_pod,
     ccnp,
     cilium_agent,
     cnp,
     healthy,
     istio_cni,
-    meta,
     namespace,
     network_policy,
     node_config,
@@ -47,16 +47,6 @@ def ip_block(cidr: str, *, except_: list[str] | None = None, ports: list[Obj] | 
         rule["ports"] = ports
         rules.append({"from": [{"podSelector": {}}], "ports": [{"port": 15008}]})  # HBONE: CIC013 stays quiet
     return {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": rules}
-
-
-def pod(ns: str, name: str, labels: dict[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta(name, ns, labels=labels),
-        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
-        "status": {"phase": "Running"},
-    }
 
 
 def cni_with(env: dict[str, str], image: str | None = None) -> Obj:
@@ -286,7 +276,7 @@ def unlabelled_shop(extra: list[Obj], istio: str | None = None) -> list[Obj]:
     objects = [
         *healthy(),
         namespace("shop", mode=None),
-        pod("shop", "cart-0", {"istio.io/dataplane-mode": "ambient"}),
+        app_pod("shop", "cart-0", {"istio.io/dataplane-mode": "ambient"}),
     ]
     if istio:
         objects = [*without(objects, "DaemonSet", "ztunnel"), _ztunnel(istio)]
@@ -315,7 +305,7 @@ def test_pod_label_none_does_not_enroll() -> None:
     objects: list[Any] = [
         *healthy(),
         namespace("shop", mode=None),
-        pod("shop", "cart-0", {"istio.io/dataplane-mode": "none"}),
+        app_pod("shop", "cart-0", {"istio.io/dataplane-mode": "none"}),
         network_policy("shop", "deny-all", DENY_ALL),
     ]
     assert findings(objects) == []

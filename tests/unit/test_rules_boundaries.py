@@ -20,6 +20,7 @@ from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRU
 from tests.clusters import (
     ISTIO_NS,
     Obj,
+    app_pod,
     ccnp,
     cilium_agent,
     cilium_data,
@@ -755,22 +756,12 @@ def test_non_default_deny_flag_exists_from_1_17(version: str, fires: bool) -> No
     assert ("CIC018" in ids(report)) is fires
 
 
-def pod(name: str, ns: str, labels: dict[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta(name, ns, labels=labels),
-        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "app:1"}]},
-        "status": {"phase": "Running"},
-    }
-
-
 @pytest.mark.parametrize(("tag", "fires"), [("1.21.6", False), ("1.22.0", True)])
 def test_pods_enrolled_by_their_own_label_from_istio_1_22(tag: str, fires: bool) -> None:
     objects = [
         *istio_cluster(tag),
         namespace("shop", mode=None),
-        pod("web-1", "shop", {"istio.io/dataplane-mode": "ambient"}),
+        app_pod("shop", "web-1", {"istio.io/dataplane-mode": "ambient"}),
         network_policy("shop", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]}),
     ]
     found = outcome(check(objects), "CIC005")
@@ -993,6 +984,6 @@ def test_a_bound_service_outside_ambient_namespaces_needs_mesh_pods(with_pod: bo
         waypoint("wp", "service", ns="shop"),
     ]
     if with_pod:
-        extra.append(pod("cart-1", "shop", {"istio.io/dataplane-mode": "ambient"}))
+        extra.append(app_pod("shop", "cart-1", {"istio.io/dataplane-mode": "ambient"}))
     found = outcome(check(cluster(DEFAULT, extra, bpf_lb_sock_hostns_only=None)), "CIC022")
     assert found == ((ERROR, [("Service shop/cart", "label istio.io/use-waypoint", "wp")]) if fires else None)
