@@ -20,7 +20,8 @@ the typed models. Requests are counted by the transport handed to
 
 The reads run one after the other on purpose: running them in threads crashed the
 process (SIGSEGV in lightkube's msgspec list decoder, built on first use by two
-threads at once; reproduced 9 times in 20 hooks with 4 workers).
+threads at once; reproduced 9 times in 20 hooks with 4 workers). Importing this module
+in a thread is safe (the charm does, while ops waits on hook tools): nothing decodes then.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ import os
 import ssl
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import httpx2
 from lightkube import ApiError, Client, KubeConfig, SingleConfig
+from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG
 from lightkube.core.exceptions import ConfigError
 from lightkube.generic_resource import (
     GenericGlobalResource,
@@ -56,6 +59,7 @@ from .assemble import (
     object_ref,
 )
 from .snapshot import ProblemKind, ReadProblem, Snapshot
+from .transport import KubeTransport
 
 CHUNK = 500
 """Page size of every list."""
@@ -64,15 +68,23 @@ ALL = "*"
 Resource = type[GenericNamespacedResource] | type[GenericGlobalResource]
 
 
-@dataclass(frozen=True)
 class Kind:
-    """One API type as the collector reads it: the versions to try, newest first."""
+    """One API type as the collector reads it: the versions to try, newest first.
 
-    kind: str
-    group: str
-    plural: str
-    versions: tuple[str, ...]
-    namespaced: bool = True
+    Plain classes here, not dataclasses: creating a dataclass costs about 0.3 ms at import,
+    in every hook (see docs/performance.md).
+    """
+
+    __slots__ = ("group", "kind", "namespaced", "plural", "versions")
+
+    def __init__(
+        self, kind: str, group: str, plural: str, versions: tuple[str, ...], namespaced: bool = True
+    ) -> None:
+        self.kind, self.group, self.plural, self.versions = kind, group, plural, versions
+        self.namespaced = namespaced
+
+    def __repr__(self) -> str:
+        return f"Kind({self.resource}, {'/'.join(self.versions)})"
 
     @property
     def resource(self) -> str:
@@ -136,25 +148,13 @@ class CollectError(Exception):
     """No client could be built (bad kubeconfig, no in-cluster credentials)."""
 
 
-class CountingTransport(httpx2.HTTPTransport):
-    """httpx2's transport, counting the requests sent (pages included)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.requests = 0
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        """Count, then send."""
-        self.requests += 1
-        return super().handle_request(request)
-
-
-@dataclass
 class KubeApi:
     """A lightkube client and the transport under it (which counts requests)."""
 
-    client: Client
-    transport: CountingTransport
+    __slots__ = ("client", "transport")
+
+    def __init__(self, client: Client, transport: KubeTransport) -> None:
+        self.client, self.transport = client, transport
 
     @property
     def server(self) -> str:
@@ -200,9 +200,10 @@ def _load_client_cert(context: ssl.SSLContext, config: SingleConfig) -> None:
 
 
 def _connect(config: SingleConfig | None, timeout: float) -> KubeApi:
+    """A client on our transport, whose SSL context is built on the first https connection."""
     if config is None:
         raise ConfigError("no current context")
-    transport = CountingTransport(verify=_ssl_context(config), trust_env=False)
+    transport = KubeTransport(lambda: _ssl_context(config))
     client = Client(config, timeout=httpx2.Timeout(timeout), trust_env=False, transport=transport)
     return KubeApi(client, transport)
 
@@ -211,11 +212,41 @@ def client_from_kubeconfig(path: str | None, context: str | None, timeout: float
     """A client from a kubeconfig file ($KUBECONFIG or ~/.kube/config when `path` is None)."""
     path = path or _first_kubeconfig(os.environ.get("KUBECONFIG", ""))
     try:
-        config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
+        config = _load_kubeconfig(path) if path else _from_env()
         return _connect(config.get(context_name=context), timeout)
     except (ConfigError, OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
         where = path or "$KUBECONFIG / ~/.kube/config"
         raise CollectError(f"cannot load kubeconfig {where}: {exc}") from exc
+
+
+def _from_env() -> KubeConfig:
+    """As `KubeConfig.from_env`: the pod's service account, else $KUBECONFIG, else ~/.kube/config."""
+    try:
+        return KubeConfig.from_service_account()
+    except ConfigError:
+        return _load_kubeconfig(os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG)
+
+
+def _load_kubeconfig(path: str | os.PathLike[str]) -> KubeConfig:
+    """As `KubeConfig.from_file`, parsed by libyaml's C loader where PyYAML has it.
+
+    lightkube parses with PyYAML's pure-Python loader: about 2 ms for a small kubeconfig,
+    in every hook that reads one (the CLI, the benchmark; a pod's service account has none).
+    """
+    import yaml  # already imported by ops and lightkube: no cost here
+
+    filepath = Path(path).expanduser()
+    if not filepath.is_file():
+        raise ConfigError(f"Configuration file {path} not found")
+    try:
+        data = yaml.load(
+            filepath.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not a kubeconfig: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("not a kubeconfig: not a YAML mapping")
+    return KubeConfig.from_dict(data, fname=filepath)
 
 
 def _first_kubeconfig(value: str) -> str | None:
@@ -228,7 +259,7 @@ def _first_kubeconfig(value: str) -> str | None:
 def in_cluster_client(timeout: float = 5.0) -> KubeApi:
     """The pod's service account (what `juju trust` grants), else $KUBECONFIG."""
     try:
-        return _connect(KubeConfig.from_env().get(), timeout)
+        return _connect(_from_env().get(), timeout)
     except (ConfigError, OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
         raise CollectError(f"no Kubernetes credentials: {exc}") from exc
 
@@ -258,16 +289,16 @@ class Reads:
         )
 
 
-@dataclass
 class _Session:
     """One check's worth of reads, with the problems met."""
 
-    client: Client
-    problems: list[ReadProblem] = field(default_factory=list)
-    unreachable: bool = False
-    answered: int = 0
-    """Reads the API answered (404 included): none at all means it is down, not broken."""
-    transport_errors: list[str] = field(default_factory=list)
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.problems: list[ReadProblem] = []
+        self.unreachable = False
+        self.answered = 0
+        """Reads the API answered (404 included): none at all means it is down, not broken."""
+        self.transport_errors: list[str] = []
 
     def _record(self, resource: str, kind: ProblemKind, message: str, namespace: str | None = None) -> None:
         self.problems.append(

@@ -18,6 +18,7 @@ import os
 import posixpath
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -36,6 +37,8 @@ import yaml
 from .resources import DEFAULT_RESOURCES, ResourceType, check_registry
 
 JSON = "application/json"
+TLS_DIR = Path(__file__).resolve().parent / "tls"
+"""Test-only CA and server certificate (for 127.0.0.1) used by ``FakeKube(tls=True)``."""
 NotFoundBody = Literal["text", "status"]
 
 _EPOCH = "2024-01-01T00:00:00Z"
@@ -628,8 +631,13 @@ class FakeKube:
         git_version: str = "v1.31.0",
         not_found_body: NotFoundBody = "text",
         resources: Iterable[ResourceType] = DEFAULT_RESOURCES,
+        tls: bool = False,
     ) -> None:
         """Create a stopped server holding ``objects``.
+
+        ``tls`` serves HTTPS with the test certificate in ``tls/`` and makes
+        ``write_kubeconfig`` name its CA, as an in-cluster client has the service account's
+        ``ca.crt``; otherwise plain HTTP with ``insecure-skip-tls-verify``.
 
         ``not_found_body`` picks how a path that no resource type serves (an absent CRD, an
         unserved CRD version) answers: "text" is ``404 page not found`` as text/plain, what
@@ -656,6 +664,7 @@ class FakeKube:
         self._stopping = threading.Event()
         self.git_version = git_version
         self.not_found_body: NotFoundBody = not_found_body
+        self.tls = tls
         self.add(*objects)
 
     # ----------------------------------------------------------------- construction
@@ -816,17 +825,31 @@ class FakeKube:
         server = self._server
         if server is None:
             raise RuntimeError("FakeKube is not started")
-        return f"http://127.0.0.1:{server.server_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{server.server_port}"
 
-    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "default") -> Path:
-        """Write a kubeconfig (context ``fake``, plain http, dummy bearer token) pointing here."""
+    def write_kubeconfig(
+        self,
+        path: str | os.PathLike[str],
+        namespace: str = "default",
+        ca: str | os.PathLike[str] | None = None,
+    ) -> Path:
+        """Write a kubeconfig (context ``fake``, dummy bearer token) pointing here.
+
+        With TLS it names the CA (``ca``, default the one that signed the server's
+        certificate); over plain http it skips verification, which spares the client
+        loading the system CA bundle (~20 ms per process) that an in-cluster client never
+        loads (it reads one ca.crt).
+        """
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.tls:
+            cluster["certificate-authority"] = str(ca or TLS_DIR / "ca.crt")
+        else:
+            cluster["insecure-skip-tls-verify"] = True
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
-            # Plain http: skipping verification spares the client loading the system CA bundle
-            # (~20 ms per process), which an in-cluster client never does (it reads one ca.crt).
-            "clusters": [{"name": "fake", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}],
+            "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": "fake", "user": {"token": "fake-token"}}],
             "contexts": [
                 {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}
@@ -1357,7 +1380,18 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.tls: ssl.SSLContext | None = None
+        if fake.tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(TLS_DIR / "server.crt", TLS_DIR / "server.key")
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept; with TLS the handshake runs later, in the connection's own thread."""
+        sock, address = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -1391,6 +1425,9 @@ class _Handler(BaseHTTPRequestHandler):
         return cast(_Server, self.server)
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()  # a client refusing the certificate ends here (OSError)
         super().setup()
         self._fake_server.track(self.connection)
 

@@ -367,3 +367,20 @@ def test_ztunnel_is_found_as_istio_charts_label_it(labels: dict, tmp_path: Path)
         assert [(z.namespace, z.name) for z in snapshot.ztunnels] == [("istio-system", "ztunnel")]
         assert snapshot.istio_root_namespace == "istio-system"
         assert "CIC008" not in [f.id for f in evaluate(snapshot).findings]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("clusters: [unclosed", "not a kubeconfig: "),
+        ("- a list\n", "not a kubeconfig: not a YAML mapping"),
+        ("{}", ""),
+    ],
+)
+def test_a_broken_kubeconfig_is_one_collect_error(tmp_path: Path, text: str, reason: str) -> None:
+    from istio_cilium_compat.collect import CollectError
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CollectError, match=f"cannot load kubeconfig {path}: {reason}"):
+        client_from_kubeconfig(str(path), None)
