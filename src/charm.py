@@ -451,5 +451,23 @@ def _cap(text: str) -> str:
     return text[:RESULT_TEXT_MAX] + "\n… (truncated; run `istio-cilium-compat check` for the full report)\n"
 
 
+def preload_collector() -> None:
+    """Import the cluster reader (lightkube, httpx2: ~40 ms of CPU) while the hook waits.
+
+    Every dispatch reads the cluster, but only after ops' `juju-log` calls and the
+    `config-get` and `relation-*` calls of the check, during which the process only waits
+    for hook tools; run in a thread from the start, the import fills those waits. A failure
+    is left to the check's own import, which reports it. Nothing here decodes: lightkube's
+    decoders are built on first use in the main thread (see collect.py on threads).
+    """
+    import contextlib
+
+    with contextlib.suppress(Exception):  # raised again where the check imports it
+        import istio_cilium_compat.collect  # noqa: F401
+
+
 if __name__ == "__main__":  # pragma: nocover
+    import threading
+
+    threading.Thread(target=preload_collector, name="preload-collector").start()
     ops.main(IstioCiliumCompatCharm)
