@@ -17,7 +17,7 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Targets" in proc.stdout
@@ -26,7 +26,13 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     assert {"hook_cold_start", "check_requests", "manifests_check"} <= results.keys()
 
     hook = results["hook_cold_start"]
-    assert hook["charm"]["median_s"] > 0 and hook["bare"]["median_s"] > 0
+    assert all(hook[name]["median_s"] > 0 for name in ("bare", "baseline", "charm"))
+    # The baseline makes exactly the charm's hook-tool calls: the ratio is the charm's own work.
+    assert hook["same_tool_calls"] is True
+    assert hook["tool_calls"]["baseline"] == hook["tool_calls"]["charm"]
+    assert sum(hook["tool_calls"]["bare"].values()) < sum(hook["tool_calls"]["charm"].values())
+    assert hook["ratio_of_medians"] == hook["charm"]["median_s"] / hook["baseline"]["median_s"]
+    assert next(iter(hook["phases_ms"])) == "import ops" and all(v >= 0 for v in hook["phases_ms"].values())
     assert hook["status"]["name"] == "active"
     assert hook["api_requests"]["methods"] == ["GET"]
     assert hook["imports"]["top"]
