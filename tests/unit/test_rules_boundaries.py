@@ -497,6 +497,56 @@ def isolating_ccnp(selector: dict[str, Any]) -> Obj:
             [],
         ),
         ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["shop"]}]}, ["bookinfo", "shop"]),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "NotIn", "values": ["shop"]}
+                ]
+            },
+            ["bookinfo"],
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {
+                        "key": "io.kubernetes.pod.namespace",
+                        "operator": "NotIn",
+                        "values": ["bookinfo", "shop"],
+                    }
+                ]
+            },
+            [],
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {
+                        "key": "k8s:io.kubernetes.pod.namespace",
+                        "operator": "In",
+                        "values": ["bookinfo", "shop"],
+                    },
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "NotIn", "values": ["bookinfo"]},
+                ]
+            },
+            ["shop"],
+        ),
+        (
+            {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"}]},
+            ["bookinfo", "shop"],
+        ),
+        (
+            {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "DoesNotExist"}]},
+            [],
+        ),
+        (
+            {
+                "matchLabels": {"k8s:io.kubernetes.pod.namespace": "shop"},
+                "matchExpressions": [
+                    {"key": "k8s:io.kubernetes.pod.namespace", "operator": "NotIn", "values": ["shop"]}
+                ],
+            },
+            [],
+        ),
     ],
 )
 def test_clusterwide_selector_namespaces(selector: dict[str, Any], namespaces: list[str]) -> None:

@@ -35,15 +35,24 @@ def _selected_namespaces(spec: Mapping[str, Any], ambient: Iterable[str]) -> lis
     selector = as_map(spec.get("endpointSelector"))
     labels = as_map(selector.get("matchLabels"))
     chosen: set[str] | None = None
+    excluded: set[str] = set()
     for key in NAMESPACE_KEYS:
         if key in labels:
-            chosen = {as_str(labels[key])}
+            value = {as_str(labels[key])}
+            chosen = value if chosen is None else chosen & value
     for expr in as_list(selector.get("matchExpressions")):
         expr = as_map(expr)
-        if as_str(expr.get("key")) in NAMESPACE_KEYS and as_str(expr.get("operator")) == "In":
-            values = {as_str(v) for v in as_list(expr.get("values"))}
+        if as_str(expr.get("key")) not in NAMESPACE_KEYS:
+            continue
+        operator = as_str(expr.get("operator"))
+        values = {as_str(v) for v in as_list(expr.get("values"))}
+        if operator == "In":
             chosen = values if chosen is None else chosen & values
-    return [ns for ns in ambient if chosen is None or ns in chosen]
+        elif operator == "NotIn":
+            excluded |= values
+        elif operator == "DoesNotExist":  # every endpoint in a namespace carries the label
+            chosen = set()
+    return [ns for ns in ambient if (chosen is None or ns in chosen) and ns not in excluded]
 
 
 def meets(
