@@ -98,7 +98,7 @@ def _resources(resources: list[str], room: int) -> str:
         shown.append(name)
     hidden = len(resources) - len(shown)
     if not shown:
-        return f"{len(resources)} resource types"
+        return f"{len(resources)} resource type" + ("s" if len(resources) > 1 else "")
     return ", ".join(shown) + (f" (+{hidden} more)" if hidden else "")
 
 

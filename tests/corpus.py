@@ -734,7 +734,7 @@ CASES: tuple[Case, ...] = (
         "incompatible",
         (
             "blocked",
-            "CIC001: Socket LB hides Ser… (+2 more); cannot read 1 resource types: "
+            "CIC001: Socket LB hides Serv… (+2 more); cannot read 1 resource type: "
             "juju trust istio-cilium-compat-k8s --scope=cluster",
         ),
         manifests=False,
