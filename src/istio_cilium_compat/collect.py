@@ -331,8 +331,13 @@ class _Session:
         except httpx2.HTTPError as exc:  # reset, connection dropped mid-list
             self.transport_errors.append(f"{type(exc).__name__}: {exc}")
             self._record(resource, "error", f"{type(exc).__name__}: {exc}", namespace)
-        except Exception as exc:  # a body that is not JSON: a finding, never a crash
-            self._record(resource, "invalid", f"{type(exc).__name__}: {exc}", namespace)
+        except Exception as exc:  # a body that is not JSON (a proxy's page): a finding, never a crash
+            self._record(
+                resource,
+                "error",
+                f"the answer is not a Kubernetes object: {type(exc).__name__}: {exc}",
+                namespace,
+            )
         return []
 
     def list(

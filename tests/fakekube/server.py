@@ -71,6 +71,8 @@ class Fault:
     status: int | None = None
     reset: bool = False
     truncate: bool = False
+    body: bytes | None = None
+    """Answer 200 with this text/html body (a proxy's page where the API's JSON belongs)."""
     times: int | None = None
     hits: int = 0
     """How many requests this fault has been applied to so far."""
@@ -918,22 +920,27 @@ class FakeKube:
         status: int | None = None,
         reset: bool = False,
         truncate: bool = False,
+        body: bytes | None = None,
         times: int | None = None,
     ) -> Fault:
         """Inject a fault on requests whose target contains ``match``; first active fault wins.
 
         ``delay`` sleeps before answering; ``status`` answers that code with a Status body;
         ``reset`` drops the connection with a TCP RST and no answer; ``truncate`` sends the full
-        Content-Length but only half the body, then closes. ``times`` limits how many requests
-        it hits (None: all).
+        Content-Length but only half the body, then closes; ``body`` answers 200 with that
+        text/html body. ``times`` limits how many requests it hits (None: all).
         """
         if status is not None and not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error code (400-599)")
-        if reset and (status is not None or truncate):
-            raise ValueError("reset sends no answer; it cannot be combined with status or truncate")
+        if reset and (status is not None or truncate or body is not None):
+            raise ValueError("reset sends no answer; it cannot be combined with status, truncate or body")
+        if body is not None and status is not None:
+            raise ValueError("body answers 200; it cannot be combined with status")
         if delay < 0 or (times is not None and times < 0):
             raise ValueError("delay and times must not be negative")
-        injected = Fault(match, delay=delay, status=status, reset=reset, truncate=truncate, times=times)
+        injected = Fault(
+            match, delay=delay, status=status, reset=reset, truncate=truncate, body=body, times=times
+        )
         with self._lock:
             self._faults.append(injected)
         return injected
@@ -1472,6 +1479,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if injected is not None and injected.status is not None:
             response = _fault_response(injected.status)
+        elif injected is not None and injected.body is not None:
+            response = _Response(200, injected.body, content_type="text/html")
         else:
             response = fake._respond(self.command, split.path, query, self.headers.get("Accept-Encoding", ""))
         self._send(response, truncate=injected is not None and injected.truncate)

@@ -256,6 +256,22 @@ def test_one_broken_resource(tmp_path: Path, fault: dict, kind: str) -> None:
     assert evaluate(snapshot).ids == ["CIC001", "CIC015"]
 
 
+def test_an_answer_that_is_not_json_is_an_error_not_a_malformed_object(tmp_path: Path) -> None:
+    """A proxy's HTML page where a list belongs: the read failed, no object is to blame."""
+    with FakeKube(healthy(bpf_lb_sock_hostns_only=None)) as fake:
+        fake.fault("/networkpolicies", body=b"<html><body>Proxy login required</body></html>")
+        snapshot = read_snapshot(client(fake, tmp_path))
+    [problem] = snapshot.problems
+    assert (problem.resource, problem.kind) == ("networkpolicies.networking.k8s.io", "error")
+    assert problem.message == (
+        "the answer is not a Kubernetes object: DecodeError: JSON is malformed: invalid character (byte 0)"
+    )
+    report = evaluate(snapshot)
+    assert report.ids == ["CIC001", "CIC015"]
+    [finding] = [f for f in report.findings if f.id == "CIC015"]
+    assert finding.fix == "Check the API server and network. Then check again."
+
+
 def test_cli_against_a_live_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with FakeKube.from_paths(EXAMPLES / "canonical-k8s-1.36-charmed-istio") as fake:
         kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))

@@ -214,6 +214,11 @@ def test_a_malformed_object_is_named_and_the_rest_is_read(
     case = BY_NAME[name]
     live, _ = read_cluster(case, tmp_path)
     assert live.problems == (problem,)
+    [finding] = [f for f in evaluate(live).findings if f.id == "CIC015"]
+    assert finding.fix == (
+        "Correct the field the evidence names in each malformed object "
+        "(kubectl edit it, or fix the saved file it came from). Then check again."
+    )
     kind, ref = problem.resource.split(" ")
     if kind == "DaemonSet":
         others = [d for d in (*live.cilium_agents, *live.ztunnels, *live.istio_cni)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..report import Evidence, Severity
+from ..snapshot import ReadProblem
 from .facts import Facts, capped
 from .registry import Hit, rule
 
@@ -39,7 +40,7 @@ def forbidden(facts: Facts) -> Hit | None:
 @rule(
     "CIC015",
     Severity.WARNING,
-    "A resource could not be read: API error or unreachable (verdict unknown)",
+    "A resource could not be read: API error, unreachable or malformed (verdict unknown)",
     sources=(
         "https://kubernetes.io/docs/reference/using-api/api-concepts/",
         "https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/",
@@ -66,5 +67,18 @@ def unreadable(facts: Facts) -> Hit | None:
                 for p in problems
             ]
         ),
-        fix="Check the API server and network, then check again.",
+        fix=_fix(problems),
     )
+
+
+def _fix(problems: list[ReadProblem]) -> str:
+    """Malformed objects are fixed in the object, not in the network: say which applies."""
+    steps: list[str] = []
+    if any(p.kind == "invalid" for p in problems):
+        steps.append(
+            "Correct the field the evidence names in each malformed object "
+            "(kubectl edit it, or fix the saved file it came from)."
+        )
+    if any(p.kind != "invalid" for p in problems):
+        steps.append("Check the API server and network.")
+    return " ".join(steps) + " Then check again."
