@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from .remedy import CiliumSetting, PolicyRef, Remedy
 from .report import Finding, Report, Severity
-from .rules.facts import Facts, format_version, parse_bool
+from .rules.facts import Facts, parse_bool
 
 TARGETS = ("helm", "cilium-cli", "configmap-patch", "canonical-k8s", "canonical-k8s-charm")
 SCOPES = ("changes", "full")
@@ -164,7 +164,7 @@ def clusterwide_probe_policy_safe(facts: Facts) -> tuple[bool, str]:
             False,
             "the Cilium version is unknown, so is whether it honours enableDefaultDeny (Cilium >= 1.16)",
         )
-    shown = format_version(version)
+    shown = facts.version_shown
     if version[:2] < ENABLE_DEFAULT_DENY_SINCE:
         return (
             False,

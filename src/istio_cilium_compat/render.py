@@ -301,7 +301,7 @@ def _context(
         "agent_name": agent.name if agent else "cilium",
         "release": release,
         "release_ns": release_ns,
-        "version": format_version(facts.version),
+        "version": facts.version_shown,
         "writes": the_plan.writes,
         "helm_values": helm_values,
         "helm_skipped": helm_skipped,

@@ -16,7 +16,7 @@ import pytest
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.report import Report, Severity
 from istio_cilium_compat.rules import evaluate
-from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRUE_SPELLINGS, parse_bool
+from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRUE_SPELLINGS, Facts, parse_bool
 from tests.clusters import (
     ISTIO_NS,
     Obj,
@@ -1037,3 +1037,26 @@ def test_a_bound_service_outside_ambient_namespaces_needs_mesh_pods(with_pod: bo
         extra.append(app_pod("shop", "cart-1", {"istio.io/dataplane-mode": "ambient"}))
     found = outcome(check(cluster(DEFAULT, extra, bpf_lb_sock_hostns_only=None)), "CIC022")
     assert found == ((ERROR, [("Service shop/cart", "label istio.io/use-waypoint", "wp")]) if fires else None)
+
+
+# --------------------------------------------------------------------------- the version as shown
+
+
+@pytest.mark.parametrize(
+    ("image", "shown", "compared"),
+    [
+        ("quay.io/cilium/cilium:v1.19", "1.19", (1, 19, 0)),
+        ("quay.io/cilium/cilium:v1.17.4@sha256:abc", "1.17.4", (1, 17, 4)),
+        ("ghcr.io/canonical/cilium:1.19.4-ck1", "1.19.4", (1, 19, 4)),
+        ("quay.io/cilium/cilium:latest", None, None),
+    ],
+)
+def test_the_version_is_shown_as_the_tag_writes_it(
+    image: str, shown: str | None, compared: tuple[int, int, int] | None
+) -> None:
+    """An X.Y tag (Helm values for an X.Y chart) is not reported as a made-up X.Y.0."""
+    objects = [o for o in healthy() if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    report = check([*objects, cilium_agent(image=image)])
+    assert report.cilium["version"] == shown
+    facts = Facts(build_snapshot([*objects, cilium_agent(image=image)]))
+    assert facts.version == compared

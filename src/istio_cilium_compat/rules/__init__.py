@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..report import Finding, Report
 from ..snapshot import Snapshot
 from . import access, cilium, effective, istio, policies, runtime, waypoints
-from .facts import Facts, format_version
+from .facts import Facts
 from .registry import RETIRED, RULES, Hit, Rule, catalogue_markdown, registered
 
 _AREAS = (access, cilium, effective, istio, policies, runtime, waypoints)  # imported for their registrations
@@ -42,7 +42,7 @@ def _cilium_context(facts: Facts) -> dict[str, object]:
     return {
         "found": True,
         "namespace": facts.config.namespace,
-        "version": format_version(facts.version),
+        "version": facts.version_shown,
         "managed_by": facts.managed_by,
         "helm_release": facts.helm_release[0] if facts.managed_by != "unknown" else None,
         "socket_lb": effective.socket_lb(facts.views[0], facts.version).on,

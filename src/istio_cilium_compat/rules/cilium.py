@@ -8,7 +8,7 @@ from .. import remedy as r
 from ..report import Evidence, Severity
 from . import effective
 from .effective import SOCKET_LB_KEYS, socket_lb_bypasses
-from .facts import ConfigView, Facts, capped, format_version
+from .facts import ConfigView, Facts, capped
 from .registry import Hit, rule
 
 HOSTNS_ONLY = "bpf-lb-sock-hostns-only"
@@ -47,7 +47,7 @@ def _socket_lb_off(facts: Facts) -> Hit | None:
     global_view: ConfigView = facts.views[0]
     if any(effective.socket_lb(v, facts.version).on for v in facts.views):
         return None
-    version = format_version(facts.version) or "(version unknown)"
+    version = facts.version_shown or "(version unknown)"
     return Hit(
         summary=f"Cilium {version}: socket LB is off, Service traffic reaches ztunnel with its Service",
         detail="Neither kube-proxy replacement nor bpf-lb-sock enables socket LB; hostns-only does not matter.",
@@ -490,7 +490,7 @@ def refused_settings(facts: Facts) -> Hit | None:
     ]
     if not evidence:
         return None
-    version = format_version(facts.version) or "(version unknown)"
+    version = facts.version_shown or "(version unknown)"
     return Hit(
         summary=f"Cilium {version} refuses settings in cilium-config: the next agent restart fails",
         detail=(

@@ -159,17 +159,31 @@ class Facts:
         return agents[0] if agents else None
 
     @cached_property
-    def version(self) -> tuple[int, int, int] | None:
-        """Cilium version from the agent's image tag."""
+    def _version_tag(self) -> tuple[str, ...] | None:
+        """The version numbers of the agent's image tag, as written (the cilium image first)."""
         if self.cilium_agent is None:
             return None
         images = self.cilium_agent.images
         preferred = [i for i in images if "/cilium:" in i or i.startswith("cilium:")]
         for image in (*preferred, *images):
-            version = parse_version(image)
-            if version:
-                return version
+            match = _VERSION.search(image.split("@", 1)[0].rsplit("/", 1)[-1])
+            if match:
+                return tuple(g for g in match.groups() if g is not None)
         return None
+
+    @cached_property
+    def version(self) -> tuple[int, int, int] | None:
+        """Cilium version from the agent's image tag; an absent patch compares as 0."""
+        tag = self._version_tag
+        if tag is None:
+            return None
+        major, minor, *patch = (int(p) for p in tag)
+        return major, minor, patch[0] if patch else 0
+
+    @cached_property
+    def version_shown(self) -> str | None:
+        """The version as the tag writes it: `v1.19` (Helm values for an X.Y chart) is "1.19", not "1.19.0"."""
+        return ".".join(self._version_tag) if self._version_tag else None
 
     def version_at_most(self, major: int, minor: int) -> bool:
         """True when the version is known and not newer; unknown counts as possibly old."""
