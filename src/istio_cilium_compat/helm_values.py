@@ -411,6 +411,7 @@ def render(
     validate(v, chart)
     namespace = namespace or DEFAULT_NAMESPACE
     notes = [choice.note] if choice.note else []
+    notes.extend(misspelt(merged_user, chart))
     renders = _truthy(
         _get(v, "agent")
         or _get(v, "operator", "enabled")
@@ -429,6 +430,57 @@ def render(
     if _truthy(_get(v, "agent")) and not _truthy(_get(v, "preflight", "enabled")):
         objects.append(_agent(v, choice, namespace, release))
     return Rendered(choice, config, tuple(objects), tuple(notes))
+
+
+_READ_ALSO: Mapping[str, Any] = {
+    "kubeProxyReplacement": None,
+    "socketLB": {"hostNamespaceOnly": None},
+    "hostServices": {"enabled": None, "hostNamespaceOnly": None},
+    "image": {"tag": None},
+}
+"""Paths the translation reads that values.yaml leaves out (absent, or commented out)."""
+
+
+def _fold(key: str) -> str:
+    return key.replace("-", "").replace("_", "").lower()
+
+
+def misspelt(values: Mapping[str, Any], chart: Chart) -> list[str]:
+    """Keys one letter-case or separator away from a key the checks read: Helm ignores them silently.
+
+    `socketLb.hostNamespaceOnly: true` renders nothing, so the socket-LB finding stays: say why.
+    Only keys the translation knows are compared (the chart has many more), so no false alarms.
+    """
+    notes: list[str] = []
+
+    def walk(user: Mapping[str, Any], known: Mapping[str, Any], path: str) -> None:
+        folded = {_fold(k): k for k in known}
+        for key, value in user.items():
+            if not isinstance(key, str):
+                continue
+            if key in known:
+                if isinstance(value, Mapping) and isinstance(known[key], Mapping):
+                    walk(value, known[key], f"{path}{key}.")
+                continue
+            meant = folded.get(_fold(key))
+            if meant is not None:
+                notes.append(
+                    f"values key {path}{key} is not the chart's {path}{meant}: "
+                    f"Helm ignores it (chart {chart.version}); rename it"
+                )
+
+    walk(values, _deep_union(chart.defaults, _READ_ALSO), "")
+    return notes
+
+
+def _deep_union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(a)
+    for key, value in b.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_union(out[key], value)
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {

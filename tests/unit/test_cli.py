@@ -382,6 +382,21 @@ def test_recommended_values_are_compatible(capsys: pytest.CaptureFixture[str]) -
     assert "Verdict: compatible" in out
 
 
+def test_a_misspelt_values_key_is_named_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fix typed as `socketLb` renders nothing: CIC001 stays, and stderr says why."""
+    values = write(
+        tmp_path / "values.yaml", "kubeProxyReplacement: true\nsocketLb:\n  hostNamespaceOnly: true\n"
+    )
+    code, out, err = run(
+        capsys, "check", "--cilium-values", str(values), "--cilium-version", "1.19", "-o", "json"
+    )
+    assert code == 1
+    assert err == (
+        "note: values key socketLb is not the chart's socketLB: Helm ignores it (chart 1.19); rename it\n"
+    )
+    assert "CIC001" in [f["id"] for f in json.loads(out)["findings"]]
+
+
 def test_values_without_version_say_which_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "check", "--cilium-values", str(EXAMPLES / "cilium-values-istio-ambient.yaml"))
     assert code == 0

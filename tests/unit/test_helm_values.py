@@ -295,6 +295,41 @@ def test_later_files_win_and_maps_merge() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("values", "notes"),
+    [
+        (
+            {"socketLb": {"hostNamespaceOnly": True}},
+            ["values key socketLb is not the chart's socketLB: Helm ignores it (chart 1.19); rename it"],
+        ),
+        (
+            {"socketLB": {"host_namespace_only": True}, "cni": {"Exclusive": False}},
+            [
+                "values key socketLB.host_namespace_only is not the chart's socketLB.hostNamespaceOnly: "
+                "Helm ignores it (chart 1.19); rename it",
+                "values key cni.Exclusive is not the chart's cni.exclusive: Helm ignores it (chart 1.19); rename it",
+            ],
+        ),
+        (
+            {"kube-proxy-replacement": True},
+            [
+                "values key kube-proxy-replacement is not the chart's kubeProxyReplacement: "
+                "Helm ignores it (chart 1.19); rename it"
+            ],
+        ),
+        ({"socketLB": {"hostNamespaceOnly": True}, "cni": {"exclusive": False}}, []),
+        ({"hubble": {"relay": {"enabled": True}}, "socketlb2": {}, 5: "x"}, []),
+    ],
+)
+def test_a_key_one_case_or_separator_off_is_named(values: dict[Any, Any], notes: list[str]) -> None:
+    """Helm ignores unknown keys (no additionalProperties: false in any values.schema.json read):
+    a misspelt fix renders nothing, and the finding it meant to clear stays. Say which key."""
+    rendered = render([values], version="1.19")
+    assert list(rendered.notes) == notes
+    if values.get("socketLb"):
+        assert rendered.config is not None and "bpf-lb-sock-hostns-only" not in rendered.config
+
+
 def test_configmap_and_agent_objects() -> None:
     values = {"cni": {"binPath": "/var/lib/cni/bin", "confPath": "/etc/kubernetes/cni/net.d"}}
     configmap, agent = render([values], version="1.18.4", namespace="cilium", release="cni").objects
