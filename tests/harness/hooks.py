@@ -116,6 +116,8 @@ class ToolCall:
     name: str
     args: list[str]
     returncode: int = 0
+    cpu_s: float = 0.0
+    """The tool process's CPU time (user + system), as it recorded it."""
 
 
 _STATUS_FLAGS = hooktool._flags("application")  # pyright: ignore[reportPrivateUsage]
@@ -463,7 +465,7 @@ def run_hook(
         duration = time.perf_counter() - start
 
         calls = [
-            ToolCall(d["name"], d["args"], d.get("rc", 0))
+            ToolCall(d["name"], d["args"], d.get("rc", 0), d.get("cpu_s", 0.0))
             for d in map(json.loads, calls_file.read_text(encoding="utf-8").splitlines())
         ]
     return HookResult(proc.returncode, stdout, stderr, calls, duration)

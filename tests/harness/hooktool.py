@@ -15,7 +15,8 @@ Two environment variables connect a call to the test:
 - ``FAKE_JUJU_STATE``: JSON ``{"state": <HookState>, "context": {...}}``, read-only here
   (the only state change, ``status-set``, is read back from the call log). ``context``
   is what the harness worked out: effective config, action parameters, the hook's relation.
-- ``FAKE_JUJU_CALLS``: JSONL; every call appends ``{"name", "args", "stdin", "rc"}``.
+- ``FAKE_JUJU_CALLS``: JSONL; every call appends ``{"name", "args", "stdin", "rc", "cpu_s"}``
+  (``cpu_s``: the tool process's user + system seconds, start-up included).
 
 Output follows Juju's ``cmd`` package for what ops asks: ``--format=json`` (compact,
 sorted keys, ``<>&`` escaped like Go), and the default "smart" format for ``is-leader``
@@ -349,7 +350,11 @@ def _record(name: str, args: list[str], rc: int) -> None:
     path = os.environ.get(CALLS_ENV)
     if not path:
         return
-    line = json.dumps({"name": name, "args": args, "stdin": None, "rc": rc}) + "\n"
+    # The tool process's CPU time so far (interpreter start-up included): what the hook's own
+    # CPU time is told apart from (benchmarks/run.py); only interpreter shutdown is left out.
+    times = os.times()
+    cpu = round(times.user + times.system, 6)
+    line = json.dumps({"name": name, "args": args, "stdin": None, "rc": rc, "cpu_s": cpu}) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
