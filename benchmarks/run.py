@@ -13,7 +13,10 @@ is reported as MISS and the exit code is still 0; only a crash exits non-zero.
    ``benchmarks/bare_charm`` (ops alone), same process-level harness
    (``tests/harness``), runs paired and interleaved. Also the hook's ``-X importtime``
    profile against the baseline's, its hook-tool calls, API requests, and the path's
-   phases timed in one process (``benchmarks/phases.py``).
+   phases timed in one process (``benchmarks/phases.py``). Fourth, unless ``--no-istio-k8s``:
+   Charmed Istio's own charm (``benchmarks/istio_k8s.py``, vendored in
+   ``benchmarks/istio_k8s_charm``, on its own venv of its locked dependencies), the same hook in
+   the same loop: ours / istio-k8s, target under a third.
 2. One check (``collect`` + ``evaluate`` in this process, a fresh client each time)
    against fake clusters of growing size: requests (first pages / continuation
    pages) and wall time.
@@ -61,17 +64,24 @@ from tests.bigcluster import big_cluster  # noqa: E402
 from tests.fakekube import FakeKube, PodPort, RecordedRequest  # noqa: E402
 from tests.harness import HookResult, HookState, RelationState, run_hook  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+import istio_k8s  # noqa: E402
+
 CHARMS = {
     "bare": REPO / "benchmarks" / "bare_charm",
     "baseline": REPO / "benchmarks" / "baseline_charm",
     "charm": REPO,
 }
 """bare: ops and one status-set; baseline: the charm's hook-tool calls and nothing else."""
+ISTIO_K8S = "istio-k8s"
+"""Charmed Istio's charm (benchmarks/istio_k8s.py), the fourth charm unless --no-istio-k8s."""
 EXAMPLE = REPO / "examples" / "canonical-k8s-1.36-recommended"
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 HOOK = "update-status"
 
 HOOK_RATIO_MAX = 1.3
+ISTIO_K8S_RATIO_MAX = 1 / 3
+"""Ours / istio-k8s's update-status, ratio of medians: the team guide's "under a third"."""
 RUNTIME_SECONDS_MAX = 5.0
 """The runtime probe of 100 busy ztunnel pods, fake API in this process."""
 CHECK_SECONDS_MAX = 1.0
@@ -229,7 +239,16 @@ def tool_summary(result: HookResult) -> dict[str, int]:
     return dict(Counter(call.name for call in result.calls))
 
 
-def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Dispatch:
+    """One charm of section 1: its directory, the unit it runs as, the interpreter of its venv."""
+
+    charm_dir: Path
+    state: HookState
+    python: str = sys.executable
+
+
+def bench_hook(plan: Plan, workdir: Path, with_istio_k8s: bool = True) -> dict[str, Any]:
     # Served over HTTPS and verified against the fake's CA, as the charm reads its cluster
     # in a pod: the service account's ca.crt, one TLS handshake per hook.
     with FakeKube.from_paths(EXAMPLE, tls=True) as fake:
@@ -246,42 +265,63 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
                 )
             ]
         )
+        charms = {name: Dispatch(path, state) for name, path in CHARMS.items()}
+        if with_istio_k8s:
+            # Charmed Istio's charm on its own venv (its uv.lock's versions), as the leader of
+            # istio-k8s in model istio-system: the same fake hook tools, env and fake API.
+            charms[ISTIO_K8S] = Dispatch(
+                istio_k8s.CHARM_DIR, istio_k8s.hook_state(), str(istio_k8s.ensure_venv())
+            )
         # Steady state, as update-status runs on a live unit: each charm keeps its unit
         # directory (state database, bytecode) from one hook to the next.
-        units = {name: workdir / f"unit-{name}" for name in CHARMS}
-        requests: list[RecordedRequest] = []
+        units = {name: workdir / f"unit-{name}" for name in charms}
+        requests: dict[str, list[RecordedRequest]] = {name: [] for name in charms}
 
-        cpu: dict[str, list[float]] = {name: [] for name in CHARMS}
+        cpu: dict[str, list[float]] = {name: [] for name in charms}
+        tool_cpu: dict[str, list[float]] = {name: [] for name in charms}
 
         def run(name: str, extra: dict[str, str] | None = None) -> HookResult:
             fake.clear_requests()
             before = children_cpu()
+            spec = charms[name]
             result = run_hook(
-                CHARMS[name], HOOK, state=state, env={**env, **(extra or {})}, unit_dir=units[name]
-            ).assert_ok()
+                spec.charm_dir,
+                HOOK,
+                state=spec.state,
+                env={**env, **(extra or {})},
+                unit_dir=units[name],
+                python=spec.python,
+            ).assert_ok()  # a hook that crashed is no comparison: its exit status must be 0
             cpu[name].append(children_cpu() - before)
+            tool_cpu[name].append(sum(call.cpu_s for call in result.calls))
+            requests[name] = list(fake.requests)
             if name == "charm":
-                requests[:] = fake.requests
-                only_gets(requests, f"the charm's {HOOK} hook")
+                only_gets(requests[name], f"the charm's {HOOK} hook")
             return result
 
-        for name in CHARMS:  # warm-up (bytecode caches, page cache), not measured
+        for name in charms:  # warm-up (bytecode caches, page cache), not measured
             run(name)
             cpu[name].clear()
+            tool_cpu[name].clear()
 
-        times: dict[str, list[float]] = {name: [] for name in CHARMS}
+        times: dict[str, list[float]] = {name: [] for name in charms}
         last: dict[str, HookResult] = {}
-        api_requests: list[int] = []
-        names = list(CHARMS)
+        api_requests: dict[str, list[int]] = {name: [] for name in charms}
+        names = list(charms)
         for index in range(plan.hook_runs):
             # Paired and interleaved: each round runs every charm, in a rotating order.
             for name in names[index % len(names) :] + names[: index % len(names)]:
                 last[name] = run(name)
                 times[name].append(last[name].duration)
-                if name == "charm":
-                    api_requests.append(len(requests))
+                api_requests[name].append(len(requests[name]))
+        istio_requests = requests.get(ISTIO_K8S, [])
 
         cpu_medians = {name: median(values) for name, values in cpu.items()}
+        # The hook process's own CPU time: all of it, less what its hook-tool processes recorded.
+        own_cpu = {
+            name: median([c - t for c, t in zip(cpu[name], tool_cpu[name], strict=True)]) for name in charms
+        }
+        tool_cpu_medians = {name: median(values) for name, values in tool_cpu.items()}
         profile = {"PYTHONPROFILEIMPORTTIME": "1"}  # = python -X importtime, in the hook process
         charm_imports = parse_importtime(run("charm", profile).stderr)
         baseline_imports = parse_importtime(run("baseline", profile).stderr)
@@ -291,7 +331,7 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
     charm_only_self = sum(e.self_us for e in charm_imports if e.module not in baseline_names) / 1000
     status = last["charm"].status_sets()[-1] if last["charm"].status_sets() else ("", "")
     medians = {name: median(values) for name, values in times.items()}
-    return {
+    results: dict[str, Any] = {
         "hook": HOOK,
         "runs": plan.hook_runs,
         "fake_cluster": str(EXAMPLE.relative_to(REPO)) + " (HTTPS, verified with its CA)",
@@ -299,6 +339,7 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
             name: {"seconds": values, "median_s": medians[name], "min_s": min(values)}
             for name, values in times.items()
         },
+        "charms": list(charms),
         "ratio_of_medians": medians["charm"] / medians["baseline"],
         "ratio_to_bare": medians["charm"] / medians["bare"],
         "paired_ratios": [c / b for c, b in zip(times["charm"], times["baseline"], strict=True)],
@@ -309,13 +350,56 @@ def bench_hook(plan: Plan, workdir: Path) -> dict[str, Any]:
         "status": {"name": status[0], "message": status[1]},
         "tool_calls": {name: tool_summary(result) for name, result in last.items()},
         "same_tool_calls": tool_summary(last["baseline"]) == tool_summary(last["charm"]),
-        "api_requests": {"per_hook": sorted(set(api_requests)), "methods": ["GET"]},
+        "api_requests": {"per_hook": sorted(set(api_requests["charm"])), "methods": ["GET"]},
         "imports": {
             "top": top_imports(charm_imports, baseline_imports, IMPORTS_SHOWN, skip=startup_modules()),
             "charm_only_self_ms": charm_only_self,
             "charm_only_modules": len({e.module for e in charm_imports} - baseline_names),
         },
         "phases_ms": phases,
+    }
+    if with_istio_k8s:
+        results["istio_k8s"] = istio_k8s_summary(
+            last[ISTIO_K8S], medians, cpu_medians, own_cpu, tool_cpu_medians, istio_requests
+        )
+        results["paired_ratios_istio_k8s"] = [
+            c / i for c, i in zip(times["charm"], times[ISTIO_K8S], strict=True)
+        ]
+    return results
+
+
+def istio_k8s_summary(
+    result: HookResult,
+    medians: dict[str, float],
+    cpu_medians: dict[str, float],
+    own_cpu: dict[str, float],
+    tool_cpu: dict[str, float],
+    requests: Sequence[RecordedRequest],
+) -> dict[str, Any]:
+    """Charmed Istio's update-status against ours: exit status, status reached, calls, ratios.
+
+    ``own_cpu_s`` is each hook process's CPU time without its hook-tool processes': the fake
+    tools (Python, about 20 ms each) cost more than Juju's (Go), and istio-k8s makes several
+    times as many calls as this charm, so the wall-time ratio leans on the harness.
+    """
+    statuses = result.status_sets()
+    return {
+        "upstream": istio_k8s.UPSTREAM,
+        "commit": istio_k8s.COMMIT,
+        "model": istio_k8s.MODEL,
+        "exit_code": result.returncode,
+        "status": {"name": statuses[-1][0], "message": statuses[-1][1]} if statuses else None,
+        "tool_calls": tool_summary(result),
+        "api_requests": {
+            "count": len(requests),
+            "methods": sorted({r.method for r in requests}),
+            "paths": [r.path for r in requests],
+        },
+        "ratio": medians["charm"] / medians[ISTIO_K8S],
+        "cpu_ratio": cpu_medians["charm"] / cpu_medians[ISTIO_K8S],
+        "own_cpu_s": {"charm": own_cpu["charm"], ISTIO_K8S: own_cpu[ISTIO_K8S]},
+        "tool_cpu_s": {"charm": tool_cpu["charm"], ISTIO_K8S: tool_cpu[ISTIO_K8S]},
+        "own_cpu_ratio": own_cpu["charm"] / own_cpu[ISTIO_K8S],
     }
 
 
@@ -557,7 +641,7 @@ def targets(
     large = checks["sizes"][-1]
     small = checks["sizes"][0]
     n = f"{large['namespaces']:,}"
-    return [
+    rows = [
         {
             "name": "hook cold start vs baseline charm",
             "figure": f"{hook['ratio_of_medians']:.2f}×",
@@ -592,6 +676,49 @@ def targets(
             "pass": runtime["gzip"]["median_s"] < RUNTIME_SECONDS_MAX,
         },
     ]
+    istio = hook.get("istio_k8s")
+    if istio:
+        rows.insert(
+            1,
+            {
+                "name": "hook: ours / istio-k8s's update-status",
+                "figure": f"{istio['ratio']:.2f} ({ms(hook['charm']['median_s'])} / {ms(hook[ISTIO_K8S]['median_s'])})",
+                "target": f"< {ISTIO_K8S_RATIO_MAX:.2f}",
+                "pass": istio_k8s_pass(istio),
+            },
+        )
+    return rows
+
+
+def add_istio_k8s(add: Callable[[str], None], hook: dict[str, Any], istio: dict[str, Any]) -> None:
+    """Section 1's lines on Charmed Istio's charm: the ratio, and that its hook really ran."""
+    ratio, paired = istio["ratio"], hook["paired_ratios_istio_k8s"]
+    add(
+        f"   istio-k8s ({istio['upstream']} {istio['commit'][:7]}) {ms(hook[ISTIO_K8S]['median_s'])};"
+        f" ours / istio-k8s = {ratio:.2f} (target < {ISTIO_K8S_RATIO_MAX:.2f})"
+        f" {verdict_word(istio_k8s_pass(istio))}; paired {min(paired):.2f}–{max(paired):.2f};"
+        f" CPU {istio['cpu_ratio']:.2f}"
+    )
+    status = istio["status"]
+    reached = f"status-set {status['name']} {status['message']!r}" if status else "NO status-set"
+    calls = istio["tool_calls"]
+    api = istio["api_requests"]
+    add(
+        f"     its hook: exit {istio['exit_code']}, {reached}; {sum(calls.values())} hook-tool calls"
+        f" ({', '.join(f'{k} {v}' for k, v in calls.items())}); {api['count']} API requests"
+        f" ({'/'.join(api['methods']) or 'none'}) in namespace {istio['model']}"
+    )
+    own, tools = istio["own_cpu_s"], istio["tool_cpu_s"]
+    add(
+        f"     CPU of the hook process alone (less its fake hook tools' {ms(tools['charm'])} and"
+        f" {ms(tools[ISTIO_K8S])}): ours {ms(own['charm'])}, istio-k8s {ms(own[ISTIO_K8S])}:"
+        f" {istio['own_cpu_ratio']:.2f}"
+    )
+
+
+def istio_k8s_pass(istio: dict[str, Any]) -> bool:
+    """Under a third, and only for a hook that exited 0 after setting its status."""
+    return istio["ratio"] < ISTIO_K8S_RATIO_MAX and istio["exit_code"] == 0 and istio["status"] is not None
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -603,11 +730,15 @@ def print_table(results: dict[str, Any]) -> None:
     add("")
     add(f"1. Hook cold start: {hook['hook']}, {hook['runs']} runs each, interleaved   median     min")
     bare, baseline, charm = hook["bare"], hook["baseline"], hook["charm"]
-    for label, row in (
+    rows = [
         ("bare charm (ops, one status-set)", bare),
         ("baseline charm (the charm's hook-tool calls only)", baseline),
         ("istio-cilium-compat-k8s", charm),
-    ):
+    ]
+    istio = hook.get("istio_k8s")
+    if istio:
+        rows.append((f"istio-k8s ({istio['upstream']} {istio['commit'][:7]})", hook[ISTIO_K8S]))
+    for label, row in rows:
         add(f"   {label:<55} {ms(row['median_s']):>8} {ms(row['min_s']):>8}")
     ratio = hook["ratio_of_medians"]
     paired = hook["paired_ratios"]
@@ -622,6 +753,8 @@ def print_table(results: dict[str, Any]) -> None:
         f"   CPU time (hook + hook tools, median): bare {ms(cpu['bare'])}, baseline {ms(cpu['baseline'])},"
         f" charm {ms(cpu['charm'])}: {hook['cpu_ratio']:.2f}× the baseline"
     )
+    if istio:
+        add_istio_k8s(add, hook, istio)
     tools = hook["tool_calls"]
     by_tool = ", ".join(f"{k} {v}" for k, v in tools["charm"].items())
     same = (
@@ -714,6 +847,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, metavar="N", help="hook cold-start runs of each charm (default 7)"
     )
+    parser.add_argument(
+        "--no-istio-k8s",
+        action="store_true",
+        help="leave Charmed Istio's charm out of section 1 (it needs its own venv, from PyPI)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, metavar="FILE", help="JSON results file")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -734,7 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="icc-bench-") as tmp:
         workdir = Path(tmp)
-        hook = bench_hook(plan, workdir)
+        hook = bench_hook(plan, workdir, with_istio_k8s=not args.no_istio_k8s)
         checks = bench_checks(plan, clusters, workdir)
         manifests = bench_manifests(plan, clusters, workdir)
         mode = "quick" if args.quick else "full"
