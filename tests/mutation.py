@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import multiprocessing
 import os
@@ -33,8 +34,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "src/istio_cilium_compat/rules"
-FAST_TESTS = ("tests/unit/test_rules_boundaries.py", "tests/unit/test_rules.py")
-"""What each mutant is tested with: exact-outcome rule tests, about a second in all."""
+FAST_TESTS = (
+    "tests/unit/test_rules_boundaries.py",
+    "tests/unit/test_rules.py",
+    "tests/unit/test_policy_rules.py",
+    "tests/unit/test_waypoints.py",
+    "tests/unit/test_runtime_rules.py",
+)
+"""What each mutant is tested with: the pure exact-outcome rule tests (no I/O), about two seconds in all."""
 SKIPPED_PLUGINS = ("cacheprovider", "hypothesispytest", "randomly")
 """Hypothesis' pytest plugin costs 0.7 s per run, more than the fast tests take; they do not use it."""
 COPIED = ("src", "tests", "lib", "pyproject.toml")
@@ -135,6 +142,29 @@ def skip_equivalent_mutants(session: Path, tree: Path) -> Counter[str]:
             db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=reason))
             skipped[reason] += 1
     return skipped
+
+
+def source_hashes(tree: Path, targets: list[str]) -> dict[str, str]:
+    """sha256 of every file mutated, before any mutant: a session's mutants apply to exactly these."""
+    found: dict[str, str] = {}
+    for target in targets:
+        root = tree / target
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            found[str(path.relative_to(tree))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def reopen_survivors(earlier: Path, session: Path) -> int:
+    """Copy an earlier session and forget its survivors' results, so only they run again.
+
+    Sound only while the mutated files are unchanged (the caller compares their hashes): a
+    test added since can kill a survivor, and can never revive a killed mutant.
+    """
+    import sqlite3
+
+    shutil.copy2(earlier, session)
+    with sqlite3.connect(session) as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 
 
 def _worker_init(trees: Any) -> None:
@@ -245,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", nargs="+", default=list(FAST_TESTS))
     parser.add_argument("--workdir", type=Path, help="keep the session here (default: a temporary folder)")
     parser.add_argument("--fail-under", type=float, default=0.0, help="exit 1 below this kill rate (percent)")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        metavar="WORKDIR",
+        help="re-test only the survivors of an earlier --workdir (refused if the mutated files changed since)",
+    )
     args = parser.parse_args(argv)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mutation-"))
@@ -263,13 +299,24 @@ def main(argv: list[str] | None = None) -> int:
         '[cosmic-ray.distributor]\nname = "local"\n'
     )
     env = tree_env(trees[0])
-    cosmic_ray = [sys.executable, "-m", "cosmic_ray.cli"]
-    subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=trees[0], env=env, check=True)
-    skipped = skip_equivalent_mutants(session, trees[0])
-    print(
-        f"{work}: mutants of {', '.join(args.target or [TARGET])}; skipped as equivalent: "
-        + (", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "none")
-    )
+    hashes = source_hashes(trees[0], args.target or [TARGET])
+    (work / "sources.json").write_text(json.dumps(hashes, indent=1) + "\n")
+    if args.survivors_of:
+        earlier = json.loads((args.survivors_of / "sources.json").read_text())
+        if earlier != hashes:
+            changed = sorted(k for k in {*earlier, *hashes} if earlier.get(k) != hashes.get(k))
+            print(f"mutated files changed since {args.survivors_of}: {', '.join(changed)}", file=sys.stderr)
+            return 2
+        again = reopen_survivors(args.survivors_of / "session.sqlite", session)
+        print(f"{work}: re-testing the {again} survivors of {args.survivors_of}")
+    else:
+        cosmic_ray = [sys.executable, "-m", "cosmic_ray.cli"]
+        subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=trees[0], env=env, check=True)
+        skipped = skip_equivalent_mutants(session, trees[0])
+        print(
+            f"{work}: mutants of {', '.join(args.target or [TARGET])}; skipped as equivalent: "
+            + (", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "none")
+        )
 
     where = subprocess.run(
         [sys.executable, "-c", "import istio_cilium_compat.rules as r; print(r.__file__)"],
