@@ -32,6 +32,7 @@ from tests.clusters import (
     meta,
     namespace,
     network_policy,
+    node_config,
     without,
 )
 
@@ -1060,3 +1061,173 @@ def test_the_version_is_shown_as_the_tag_writes_it(
     assert report.cilium["version"] == shown
     facts = Facts(build_snapshot([*objects, cilium_agent(image=image)]))
     assert facts.version == compared
+
+
+# --------------------------------------------------------------------------- effective.py: notes, unparsable values
+
+
+def notes(report: Report, rule_id: str) -> list[tuple[str | None, str | None, str]]:
+    """(key, value, note) of each evidence line of one finding."""
+    return next([(e.key, e.value, e.note) for e in f.evidence] for f in report.findings if f.id == rule_id)
+
+
+def unknown_version(**data: str | None) -> list[Obj]:
+    """`cluster()` with an agent image whose tag names no version."""
+    objects = [o for o in cluster(**data) if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    return [*objects, cilium_agent(image="registry.local/cilium-agent:latest")]
+
+
+def test_socket_lb_off_says_why_for_an_absent_kpr_and_a_false_bpf_lb_sock() -> None:
+    report = check(cluster(kube_proxy_replacement=None, **SOCKET_OFF))
+    assert notes(report, "CIC001") == [
+        ("kube-proxy-replacement", None, "socket LB not forced"),
+        ("bpf-lb-sock", "false", ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("objects", "note"),
+    [
+        (
+            cluster("1.15.9", kube_proxy_replacement="strict", bpf_lb_sock_hostns_only=None),
+            "strict: Cilium ≤ 1.15 value; forces socket LB on",
+        ),
+        (
+            unknown_version(kube_proxy_replacement="strict", bpf_lb_sock_hostns_only=None),
+            "strict: Cilium ≤ 1.15 value (Cilium version unknown: read as ≤ 1.15); forces socket LB on",
+        ),
+    ],
+)
+def test_a_deprecated_kpr_value_says_when_the_version_is_unknown(objects: list[Obj], note: str) -> None:
+    report = check(objects)
+    assert notes(report, "CIC001")[0] == ("kube-proxy-replacement", "strict", note)
+    assert "CIC023" not in ids(report)
+
+
+@pytest.mark.parametrize(
+    ("raw", "note"),
+    [
+        ("Strict", "values are case-sensitive: the agent does not start with it; assumed on"),
+        ("PROBE", "values are case-sensitive: the agent does not start with it; assumed on"),
+        ("yes", "not a value any Cilium accepts: the agent does not start with it; assumed on"),
+        ("bogus", "not a value any Cilium accepts: the agent does not start with it; assumed on"),
+    ],
+)
+def test_a_kpr_value_no_cilium_accepts_says_whether_only_its_case_is_wrong(raw: str, note: str) -> None:
+    report = check(cluster(kube_proxy_replacement=raw, **SOCKET_OFF))
+    assert notes(report, "CIC023") == [("kube-proxy-replacement", raw, f"{note} (all nodes)")]
+
+
+@pytest.mark.parametrize(
+    ("sock", "expected"),
+    [
+        (None, []),
+        ("true", []),
+        ("false", [("bpf-lb-sock", "false", "ignored: kube-proxy replacement forces socket LB on")]),
+        (
+            "yes",
+            [
+                (
+                    "bpf-lb-sock",
+                    "yes",
+                    "does not parse as a boolean; ignored: kube-proxy replacement forces socket LB on",
+                )
+            ],
+        ),
+    ],
+)
+def test_full_kpr_names_a_bpf_lb_sock_it_overrides_only_when_set_and_not_true(
+    sock: str | None, expected: list[tuple[str, str, str]]
+) -> None:
+    report = check(cluster(kube_proxy_replacement="true", bpf_lb_sock=sock, bpf_lb_sock_hostns_only=None))
+    assert notes(report, "CIC001") == [
+        ("kube-proxy-replacement", "true", "forces socket LB on"),
+        *expected,
+        ("bpf-lb-sock-hostns-only", None, "absent: agent default false"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sock", "note"), [("true", "enables socket LB"), ("yes", "does not parse as a boolean; assumed on")]
+)
+def test_bpf_lb_sock_alone_says_whether_it_was_read_or_assumed(sock: str, note: str) -> None:
+    report = check(cluster(kube_proxy_replacement="false", bpf_lb_sock=sock, bpf_lb_sock_hostns_only=None))
+    assert notes(report, "CIC001")[0] == ("bpf-lb-sock", sock, note)
+
+
+@pytest.mark.parametrize(
+    ("objects", "note"),
+    [
+        (
+            cluster(
+                "1.12.9",
+                kube_proxy_replacement="partial",
+                bpf_lb_sock=None,
+                bpf_lb_sock_hostns_only=None,
+                enable_host_reachable_services="yes",
+            ),
+            "does not parse as a boolean; Cilium ≤ 1.12: enables socket LB",
+        ),
+        (
+            cluster(
+                "1.12.9",
+                kube_proxy_replacement="partial",
+                bpf_lb_sock=None,
+                bpf_lb_sock_hostns_only=None,
+                enable_host_reachable_services="true",
+            ),
+            "Cilium ≤ 1.12: enables socket LB",
+        ),
+        (
+            unknown_version(
+                kube_proxy_replacement="false",
+                bpf_lb_sock=None,
+                bpf_lb_sock_hostns_only=None,
+                enable_host_reachable_services="true",
+            ),
+            "enables socket LB on Cilium ≤ 1.12 (version unknown)",
+        ),
+    ],
+)
+def test_host_reachable_services_note_per_version_and_spelling(objects: list[Obj], note: str) -> None:
+    report = check(objects)
+    assert ids(report)["CIC001"] == ERROR
+    assert notes(report, "CIC001")[0][::2] == ("enable-host-reachable-services", note)
+
+
+def test_an_unparsable_legacy_routing_value_is_read_as_legacy() -> None:
+    report = check(cluster("1.18.1", **{**BPF_ROUTING, "enable_host_legacy_routing": "yes"}))
+    assert "CIC011" not in ids(report)
+
+
+def test_an_unparsable_ipsec_value_does_not_force_legacy_routing() -> None:
+    """Only `enable-ipsec` reading true forces legacy routing on ≤ 1.18; its own rule flags the spelling."""
+    report = check(cluster("1.18.9", **BPF_ROUTING, enable_ipsec="yes"))
+    assert ids(report)["CIC011"] == ERROR
+
+
+@pytest.mark.parametrize(("bpf", "refused"), [("true", False), ("false", True), ("yes", True)])
+def test_ip_masq_agent_is_refused_unless_bpf_masquerade_reads_true(bpf: str, refused: bool) -> None:
+    report = check(cluster("1.17.4", enable_ip_masq_agent="true", enable_bpf_masquerade=bpf))
+    masq_agent = (
+        "enable-ip-masq-agent",
+        "true",
+        "BPF ip-masq-agent requires enable-bpf-masquerade and masquerading (all nodes)",
+    )
+    assert (masq_agent in (notes(report, "CIC023") if "CIC023" in ids(report) else [])) is refused
+
+
+def test_a_node_config_after_one_that_leaves_socket_lb_alone_is_still_checked() -> None:
+    extra = [
+        node_config("pool-a", {"enable-ipv6": "false"}),
+        node_config("pool-b", {"bpf-lb-sock-hostns-only": "false"}),
+    ]
+    report = check(cluster(DEFAULT, extra))
+    assert outcome(report, "CIC001") == (
+        ERROR,
+        [
+            (CONFIG, "kube-proxy-replacement", "true"),
+            ("CiliumNodeConfig kube-system/pool-b", "bpf-lb-sock-hostns-only", "false"),
+        ],
+    )
+    assert report.findings[0].summary.endswith("(CiliumNodeConfig kube-system/pool-b)")
