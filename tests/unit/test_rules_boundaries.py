@@ -9,6 +9,7 @@ severities and the objects (and keys) each finding points at, on both sides of t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -1231,3 +1232,242 @@ def test_a_node_config_after_one_that_leaves_socket_lb_alone_is_still_checked() 
         ],
     )
     assert report.findings[0].summary.endswith("(CiliumNodeConfig kube-system/pool-b)")
+
+
+# --------------------------------------------------------------------------- policies.py: selectors, caps, scopes
+
+NS_KEY = "k8s:io.kubernetes.pod.namespace"
+L7_INGRESS = [{"toPorts": [{"ports": [{"port": "80"}], "rules": {"http": [{}]}}]}]
+PROBE_CIDR = {"fromCIDR": ["169.254.7.127/32"]}
+DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def ambient(*names: str) -> list[Obj]:
+    return [namespace(n) for n in names]
+
+
+def note_of(report: Report, rule_id: str) -> list[tuple[str, str]]:
+    """(object, note) of each evidence line of one finding."""
+    return next([(e.object, e.note) for e in f.evidence] for f in report.findings if f.id == rule_id)
+
+
+def multi_spec_ccnp(name: str, specs: list[Obj]) -> Obj:
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumClusterwideNetworkPolicy",
+        "metadata": meta(name),
+        "specs": specs,
+    }
+
+
+@pytest.mark.parametrize(("other", "selected"), [("bookinfo", ["bookinfo"]), ("shop", [])])
+def test_both_namespace_keys_of_match_labels_must_hold(other: str, selected: list[str]) -> None:
+    """matchLabels ANDs its keys: two namespace labels naming different namespaces select none."""
+    selector = {"matchLabels": {NS_KEY: "bookinfo", "io.kubernetes.pod.namespace": other}}
+    report = check(
+        cluster(
+            DEFAULT, [*ambient("shop"), ccnp("l7", {"endpointSelector": selector, "ingress": L7_INGRESS})]
+        )
+    )
+    found = note_of(report, "CIC006") if "CIC006" in ids(report) else []
+    assert found == [
+        ("CiliumClusterwideNetworkPolicy l7", f"selects pods in ambient namespace(s) {', '.join(selected)}")
+    ] * bool(selected)
+
+
+@pytest.mark.parametrize(("protocol", "blocked"), [("UDP", True), ("TCP", False)])
+def test_a_cilium_probe_allowance_on_udp_ports_only_admits_no_probe(protocol: str, blocked: bool) -> None:
+    allowance = cnp(
+        "bookinfo",
+        "probes",
+        {
+            "endpointSelector": {},
+            "enableDefaultDeny": {"ingress": False, "egress": False},
+            "ingress": [{**PROBE_CIDR, "toPorts": [{"ports": [{"port": "8080", "protocol": protocol}]}]}],
+        },
+    )
+    report = check(cluster(DEFAULT, [allowance, network_policy("bookinfo", "deny", DENY_ALL)]))
+    expected = (WARNING, [("NetworkPolicy bookinfo/deny", None, None)])
+    assert outcome(report, "CIC005") == (expected if blocked else None)
+
+
+@pytest.mark.parametrize("count", [5, 6])
+def test_enable_policy_always_lists_five_namespaces_then_an_ellipsis(count: int) -> None:
+    names = [f"app{i}" for i in range(1, count)]  # with bookinfo: `count` ambient namespaces
+    report = check(cluster(DEFAULT, ambient(*names), enable_policy="always"))
+    shown = ", ".join(sorted([*names, "bookinfo"])[:5])  # the first five, by name
+    assert note_of(report, "CIC005") == [
+        (
+            CONFIG,
+            f"every endpoint on all nodes default-deny; no probe allowance in {shown}"
+            + (" …" if count > 5 else ""),
+        )
+    ]
+
+
+def test_a_clusterwide_policy_is_reported_for_each_namespace_without_an_allowance() -> None:
+    allowance = network_policy(
+        "bookinfo",
+        "probes",
+        {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}]},
+    )
+    deny = ccnp("deny", {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]})
+    report = check(cluster(DEFAULT, [*ambient("shop"), allowance, deny]))
+    assert note_of(report, "CIC005") == [
+        ("CiliumClusterwideNetworkPolicy deny", "isolates ingress of pods in ambient namespace shop")
+    ]
+
+
+def test_each_policy_and_namespace_is_named_once_across_specs() -> None:
+    deny = multi_spec_ccnp(
+        "deny",
+        [
+            {"endpointSelector": {"matchLabels": {NS_KEY: "bookinfo"}}, "ingress": [{"fromEndpoints": [{}]}]},
+            {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]},
+        ],
+    )
+    report = check(cluster(DEFAULT, [*ambient("shop"), deny]))
+    assert note_of(report, "CIC005") == [
+        ("CiliumClusterwideNetworkPolicy deny", "isolates ingress of pods in ambient namespace bookinfo"),
+        ("CiliumClusterwideNetworkPolicy deny", "isolates ingress of pods in ambient namespace shop"),
+    ]
+
+
+def test_l7_rule_is_found_whatever_order_the_snapshot_lists_policies_in() -> None:
+    snapshot = build_snapshot(
+        cluster(
+            DEFAULT,
+            [
+                network_policy("bookinfo", "deny", DENY_ALL),
+                cnp("bookinfo", "l7", {"endpointSelector": {}, "ingress": L7_INGRESS}),
+            ],
+        )
+    )
+    reordered = dataclasses.replace(snapshot, policies=tuple(reversed(snapshot.policies)))
+    assert [p.kind for p in reordered.policies] == ["NetworkPolicy", "CiliumNetworkPolicy"]
+    assert outcome(evaluate(reordered), "CIC006") == (
+        ERROR,
+        [("CiliumNetworkPolicy bookinfo/l7", "toPorts[].rules", "http/kafka")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "fix_end"),
+    [
+        ("1.21.6", "(Istio 1.21: annotate them ambient.istio.io/redirection: disabled)."),
+        ("1.22.0", "(Istio ≥ 1.22)."),
+    ],
+)
+def test_l7_fix_names_the_opt_out_of_the_running_istio(tag: str, fix_end: str) -> None:
+    objects = [*istio_cluster(tag), cnp("bookinfo", "l7", {"endpointSelector": {}, "ingress": L7_INGRESS})]
+    [finding] = [f for f in check(objects).findings if f.id == "CIC006"]
+    assert finding.fix.endswith(fix_end)
+
+
+EGRESS_8080 = [{"toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}]
+
+
+@pytest.mark.parametrize(
+    ("policy", "fires"),
+    [
+        (cnp("bookinfo", "out", {"endpointSelector": {}, "egress": EGRESS_8080}), True),
+        (
+            cnp(
+                "bookinfo",
+                "out",
+                {"endpointSelector": {}, "egress": EGRESS_8080, "enableDefaultDeny": {"egress": False}},
+            ),
+            False,
+        ),
+        (
+            network_policy(
+                "bookinfo",
+                "out",
+                {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 8080}]}]},
+            ),
+            True,
+        ),
+        (
+            network_policy(
+                "bookinfo",
+                "out",
+                {"podSelector": {}, "policyTypes": ["Ingress"], "egress": [{"ports": [{"port": 8080}]}]},
+            ),
+            False,
+        ),
+    ],
+)
+def test_port_limited_egress_counts_only_where_it_isolates(policy: Obj, fires: bool) -> None:
+    report = check(cluster(DEFAULT, [policy]))
+    name = f"{policy['kind']} bookinfo/out"
+    expected = (WARNING, [(name, "egress ports", "8080/TCP")])
+    assert outcome(report, "CIC013") == (expected if fires else None)
+
+
+def test_hbone_note_names_three_namespaces() -> None:
+    limited = ccnp(
+        "ports", {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "8080"}]}]}]}
+    )
+    report = check(cluster(DEFAULT, [*ambient("app1", "app2", "app3"), limited]))
+    assert note_of(report, "CIC013") == [
+        (
+            "CiliumClusterwideNetworkPolicy ports",
+            "no 15008/TCP; ambient namespace app1; ambient namespace app2; ambient namespace app3",
+        )
+    ]
+
+
+def probe_only(selector: Obj) -> Obj:
+    return {"endpointSelector": selector, "ingress": [PROBE_CIDR]}
+
+
+@pytest.mark.parametrize(
+    ("policy", "scope"),
+    [
+        (ccnp("allow-probes", probe_only({})), "every pod in the cluster"),
+        (ccnp("allow-probes", probe_only({"matchLabels": {"app": "web"}})), "every pod it selects"),
+        (cnp("bookinfo", "allow-probes", probe_only({})), "every pod it selects"),
+    ],
+)
+def test_probe_policy_says_whom_it_isolates(policy: Obj, scope: str) -> None:
+    report = check(cluster(DEFAULT, [policy]))
+    [(_, note_text)] = note_of(report, "CIC018")
+    assert note_text == f"no enableDefaultDeny: {{ingress: false}}: {scope} becomes ingress default-deny"
+
+
+@pytest.mark.parametrize("extra", [[], [node_config("pool-a", {"enable-policy": "always"})]])
+def test_probe_policy_checked_unless_enable_policy_is_always_everywhere(extra: list[Obj]) -> None:
+    """Only a global enable-policy=always makes the policy's own default-deny moot."""
+    report = check(cluster(DEFAULT, [probe_policy(None), *extra], enable_policy=None))
+    assert outcome(report, "CIC018") == (
+        ERROR,
+        [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", None)],
+    )
+    assert "CIC018" not in ids(check(cluster(DEFAULT, [probe_policy(None)], enable_policy="always")))
+
+
+def test_any_policy_relying_on_enable_default_deny_false_before_1_16_is_reported() -> None:
+    policy = cnp(
+        "bookinfo",
+        "allow-web",
+        {
+            "endpointSelector": {},
+            "enableDefaultDeny": {"ingress": False},
+            "ingress": [{"fromEndpoints": [{}]}],
+        },
+    )
+    report = check(cluster("1.15.9", [policy]))
+    assert note_of(report, "CIC018") == [
+        (
+            "CiliumNetworkPolicy bookinfo/allow-web",
+            "enableDefaultDeny is honoured from Cilium 1.16 only: every pod it selects becomes default-deny (ingress)",
+        )
+    ]
+
+
+def test_a_probe_policy_with_two_specs_is_named_once() -> None:
+    report = check(cluster(DEFAULT, [multi_spec_ccnp("allow-probes", [probe_only({}), probe_only({})])]))
+    assert outcome(report, "CIC018") == (
+        ERROR,
+        [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", None)],
+    )
