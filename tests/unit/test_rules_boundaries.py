@@ -30,6 +30,7 @@ from tests.clusters import (
     configmap,
     daemonset,
     healthy,
+    istio_cni,
     meta,
     namespace,
     network_policy,
@@ -1471,3 +1472,103 @@ def test_a_probe_policy_with_two_specs_is_named_once() -> None:
         ERROR,
         [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", None)],
     )
+
+
+# --------------------------------------------------------------------------- istio.py: where paths come from, versions
+
+MICROK8S_CONF = "/var/snap/microk8s/args/cni-network"
+ISTIO_CNI = "DaemonSet istio-system/istio-cni-node"
+
+
+def with_istio_cni(objects: list[Obj], ds: Obj) -> list[Obj]:
+    return [*without(objects, "DaemonSet", "istio-cni-node"), ds]
+
+
+@pytest.mark.parametrize(
+    ("agent", "source"),
+    [
+        (cilium_agent(), "DaemonSet kube-system/cilium volume etc-cni-netd"),
+        (
+            daemonset("cilium", "kube-system", {"k8s-app": "cilium"}, cilium(DEFAULT)),
+            "the default",
+        ),  # no volume
+        (None, "the default"),  # no agent found
+    ],
+)
+def test_cni_dir_mismatch_says_where_ciliums_path_comes_from(agent: Obj | None, source: str) -> None:
+    objects = [o for o in cluster() if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    objects = with_istio_cni([*objects, *([agent] if agent else [])], istio_cni(conf=MICROK8S_CONF))
+    report = check(objects)
+    [finding] = [f for f in report.findings if f.id == "CIC004"]
+    assert [(e.object, e.key, e.value, e.note) for e in finding.evidence] == [
+        (ISTIO_CNI, "volume cni-net-dir hostPath", MICROK8S_CONF, f"Cilium uses /etc/cni/net.d ({source})")
+    ]
+    assert finding.detail.endswith("The paths are MicroK8s', from istio-k8s' default platform=microk8s.")
+
+
+def test_a_non_microk8s_mismatch_does_not_blame_the_microk8s_default() -> None:
+    report = check(with_istio_cni(cluster(), istio_cni(conf="/etc/cni/other.d")))
+    [finding] = [f for f in report.findings if f.id == "CIC004"]
+    assert [e.value for e in finding.evidence] == ["/etc/cni/other.d"]
+    assert "MicroK8s" not in finding.detail
+
+
+@pytest.mark.parametrize(("source", "shown"), [("relation", "relation"), ("option", "option")])
+def test_a_wrong_root_namespace_says_where_it_came_from(source: str, shown: str) -> None:
+    snapshot = build_snapshot(cluster(), istio_namespace="istio-other", istio_namespace_source=source)
+    [finding] = [f for f in evaluate(snapshot).findings if f.id == "CIC008"]
+    assert finding.severity is WARNING
+    assert (
+        finding.summary == f"No ztunnel in Istio root namespace istio-other (from {shown}); it runs elsewhere"
+    )
+    assert [e.object for e in finding.evidence] == [
+        "DaemonSet ztunnel (selecting app=ztunnel pods) in namespace istio-other",
+        "DaemonSet istio-system/ztunnel",
+    ]
+
+
+def with_status(ds: Obj, ready: int, desired: int) -> Obj:
+    return {**ds, "status": {**ds["status"], "numberReady": ready, "desiredNumberScheduled": desired}}
+
+
+@pytest.mark.parametrize(("ready", "desired", "fires"), [(1, 2, True), (2, 2, False), (3, 2, False)])
+def test_not_ready_only_when_fewer_are_ready_than_scheduled(ready: int, desired: int, fires: bool) -> None:
+    report = check(with_istio_cni(cluster(), with_status(istio_cni(), ready, desired)))
+    expected = (WARNING, [(ISTIO_CNI, "status.numberReady", str(ready))])
+    assert outcome(report, "CIC019") == (expected if fires else None)
+
+
+def host_network_cni(dns_policy: str | None, tag: str = "1.26.1") -> Obj:
+    ds = istio_cni()
+    spec = ds["spec"]["template"]["spec"]
+    spec["containers"][0]["image"] = f"docker.io/istio/install-cni:{tag}"
+    spec["hostNetwork"] = True
+    if dns_policy is not None:
+        spec["dnsPolicy"] = dns_policy
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("dns_policy", "note"),
+    [(None, "hostNetwork: true; absent means ClusterFirst"), ("Default", "hostNetwork: true")],
+)
+def test_cni_dns_policy_evidence_says_what_an_absent_policy_means(dns_policy: str | None, note: str) -> None:
+    report = check(with_istio_cni(cluster(), host_network_cni(dns_policy)))
+    [finding] = [f for f in report.findings if f.id == "CIC020"]
+    assert [(e.object, e.key, e.value, e.note) for e in finding.evidence] == [
+        (ISTIO_CNI, "spec.template.spec.dnsPolicy", dns_policy, note),
+        (CONFIG, "kube-proxy-replacement", "true", "kube-proxy replacement on"),
+    ]
+
+
+def test_cni_dns_policy_reads_the_global_kube_proxy_replacement() -> None:
+    extra = [node_config("pool-a", {"kube-proxy-replacement": "false"})]
+    report = check(with_istio_cni(cluster(DEFAULT, extra), host_network_cni(None)))
+    assert ids(report)["CIC020"] == WARNING
+
+
+@pytest.mark.parametrize(("tag", "upgrade"), [("1.24.0", True), ("1.24.1", False)])
+def test_cni_dns_policy_fix_depends_on_istio_1_24_1(tag: str, upgrade: bool) -> None:
+    objects = with_istio_cni(istio_cluster(tag), host_network_cni(None, tag))
+    [finding] = [f for f in check(objects).findings if f.id == "CIC020"]
+    assert finding.fix.startswith("Upgrade Istio to 1.24.1") is upgrade
