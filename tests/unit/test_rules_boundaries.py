@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from istio_cilium_compat import remedy as r
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.report import Report, Severity
-from istio_cilium_compat.rules import evaluate
+from istio_cilium_compat.rules import evaluate, registered
 from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRUE_SPELLINGS, Facts, parse_bool
+from istio_cilium_compat.snapshot import ReadProblem
 from tests.clusters import (
     ISTIO_NS,
     Obj,
@@ -1572,3 +1574,107 @@ def test_cni_dns_policy_fix_depends_on_istio_1_24_1(tag: str, upgrade: bool) -> 
     objects = with_istio_cni(istio_cluster(tag), host_network_cni(None, tag))
     [finding] = [f for f in check(objects).findings if f.id == "CIC020"]
     assert finding.fix.startswith("Upgrade Istio to 1.24.1") is upgrade
+
+
+# --------------------------------------------------------------------------- cilium.py: context, problems, remedies
+
+
+@pytest.mark.parametrize(
+    ("objects", "shown"),
+    [
+        (cluster(kube_proxy_replacement="false", **SOCKET_OFF), "1.17.4"),
+        (unknown_version(kube_proxy_replacement="false", **SOCKET_OFF), "(version unknown)"),
+    ],
+)
+def test_socket_lb_off_names_the_cilium_version(objects: list[Obj], shown: str) -> None:
+    [finding] = [f for f in check(objects).findings if f.id == "CIC001"]
+    assert (
+        finding.summary
+        == f"Cilium {shown}: socket LB is off, Service traffic reaches ztunnel with its Service"
+    )
+
+
+@pytest.mark.parametrize("agent", [True, False])
+def test_missing_config_lists_only_configmap_problems_and_the_agent(agent: bool) -> None:
+    objects = without(cluster(), "ConfigMap")
+    if not agent:
+        objects = without(objects, "DaemonSet", "cilium")
+    problems = [
+        ReadProblem("configmaps", "forbidden", "configmaps is forbidden"),
+        ReadProblem("ciliumnetworkpolicies", "error", "HTTP 500"),
+        ReadProblem("pods", "error", "HTTP 500"),
+    ]
+    [finding] = [f for f in evaluate(build_snapshot(objects, problems=problems)).findings if f.id == "CIC007"]
+    assert [(e.object, e.note) for e in finding.evidence] == [
+        ("ConfigMap cilium-config in all namespaces", "not found"),
+        ("configmaps", "forbidden: configmaps is forbidden"),
+        *([("DaemonSet kube-system/cilium", "cilium agent found")] if agent else []),
+    ]
+
+
+def test_several_configs_say_which_one_was_checked() -> None:
+    report = check([*cluster(), configmap({"cni-exclusive": "true"}, namespace="cilium")])
+    assert note_of(report, "CIC016") == [
+        ("ConfigMap cilium/cilium-config", "not checked"),
+        ("ConfigMap kube-system/cilium-config", "checked"),
+    ]
+
+
+BPF_MASQ_NODES = {"enable-bpf-masquerade": "true"}
+
+
+def test_bpf_masquerade_on_a_later_node_config_is_found() -> None:
+    extra = [node_config("pool-a", {"cni-exclusive": "false"}), node_config("pool-b", BPF_MASQ_NODES)]
+    report = check(cluster(DEFAULT, extra))
+    assert outcome(report, "CIC010") == (
+        WARNING,
+        [("CiliumNodeConfig kube-system/pool-b", "enable-bpf-masquerade", "true")],
+    )
+
+
+def test_bpf_host_routing_on_a_later_node_config_is_found() -> None:
+    extra = [
+        node_config("pool-a", {"cni-exclusive": "false"}),
+        node_config("pool-b", {"enable-host-legacy-routing": "false", **BPF_MASQ_NODES}),
+    ]
+    report = check(cluster("1.18.1", extra))
+    pool_b = "CiliumNodeConfig kube-system/pool-b"
+    assert outcome(report, "CIC011") == (
+        ERROR,
+        [
+            (pool_b, "enable-host-legacy-routing", "false"),
+            (CONFIG, "kube-proxy-replacement", "true"),
+            (pool_b, "enable-bpf-masquerade", "true"),
+        ],
+    )
+    assert {n.split(" (")[-1] for _, _, n in notes(report, "CIC011")} == {f"nodes selected by {pool_b})"}
+
+
+@pytest.mark.parametrize(
+    ("guard", "remedy"),
+    [
+        (None, r.Remedy(cilium=(r.NO_BPF_MASQUERADE,), restart_agents=True)),
+        (
+            "enable-ip-masq-agent",
+            r.Remedy(
+                cilium=(r.LEGACY_HOST_ROUTING,),
+                restart_agents=True,
+                steps=(
+                    "Keep BPF masquerading (enable-ip-masq-agent requires it: the agent refuses to start without "
+                    "it) and use legacy host routing, which keeps probes of ambient pods working (istio/istio#52208).",
+                ),
+            ),
+        ),
+    ],
+)
+def test_bpf_masquerade_remedy_keeps_it_where_a_setting_needs_it(guard: str | None, remedy: r.Remedy) -> None:
+    data = {"enable_bpf_masquerade": "true", **({guard.replace("-", "_"): "true"} if guard else {})}
+    [finding] = [f for f in check(cluster(DEFAULT, **data)).findings if f.id == "CIC010"]
+    assert finding.remedy == remedy
+
+
+def test_every_cilium_config_change_restarts_the_agents() -> None:
+    """The agents read cilium-config only at start (CIC009): a remedy that writes it restarts them."""
+    declared = [rule for rule in registered() if rule.remedy.cilium]
+    assert {rule.id for rule in declared} >= {"CIC001", "CIC003", "CIC010", "CIC011"}
+    assert [rule.id for rule in declared if not rule.remedy.restart_agents] == []
