@@ -17,8 +17,16 @@ import pytest
 from istio_cilium_compat import remedy as r
 from istio_cilium_compat.assemble import build_snapshot
 from istio_cilium_compat.report import Report, Severity
-from istio_cilium_compat.rules import evaluate, registered
-from istio_cilium_compat.rules.facts import EVIDENCE_LIMIT, FALSE_SPELLINGS, TRUE_SPELLINGS, Facts, parse_bool
+from istio_cilium_compat.rules import RETIRED, RULES, catalogue_markdown, evaluate, registered
+from istio_cilium_compat.rules.facts import (
+    EVIDENCE_LIMIT,
+    FALSE_SPELLINGS,
+    TRUE_SPELLINGS,
+    Facts,
+    format_version,
+    parse_bool,
+)
+from istio_cilium_compat.rules.registry import rule
 from istio_cilium_compat.snapshot import ReadProblem
 from tests.clusters import (
     ISTIO_NS,
@@ -1678,3 +1686,208 @@ def test_every_cilium_config_change_restarts_the_agents() -> None:
     declared = [rule for rule in registered() if rule.remedy.cilium]
     assert {rule.id for rule in declared} >= {"CIC001", "CIC003", "CIC010", "CIC011"}
     assert [rule.id for rule in declared if not rule.remedy.restart_agents] == []
+
+
+# --------------------------------------------------------------------------- access.py: what could not be read
+
+FORBIDDEN_NP = ReadProblem("networkpolicies", "forbidden", "np is forbidden", "bookinfo")
+FORBIDDEN_CM = ReadProblem("configmaps", "forbidden", "cm is forbidden")
+ERROR_PODS = ReadProblem("pods", "error", "HTTP 500", "shop")
+UNREACHABLE = ReadProblem("namespaces", "unreachable", "connection refused")
+INVALID = ReadProblem("ciliumnetworkpolicies", "invalid", "spec.ingress: not a list", "bookinfo")
+NETWORK_STEP = "Check the API server and network."
+INVALID_STEP = (
+    "Correct the field the evidence names in each malformed object "
+    "(kubectl edit it, or fix the saved file it came from)."
+)
+
+
+def with_problems(*problems: ReadProblem) -> Report:
+    return evaluate(build_snapshot(cluster(), problems=problems))
+
+
+def test_forbidden_names_each_resource_and_namespace_and_nothing_else() -> None:
+    report = with_problems(FORBIDDEN_NP, FORBIDDEN_CM, ERROR_PODS)
+    [finding] = [f for f in report.findings if f.id == "CIC014"]
+    assert finding.summary == "Not permitted to read configmaps, networkpolicies: grant read access"
+    assert [(e.object, e.note) for e in finding.evidence] == [
+        ("networkpolicies in bookinfo", "np is forbidden"),
+        ("configmaps", "cm is forbidden"),
+    ]
+    assert finding.fix == "Grant get/list on configmaps, networkpolicies (README, RBAC)."
+
+
+@pytest.mark.parametrize(
+    ("problems", "summary", "fix"),
+    [
+        ((ERROR_PODS,), "Could not read pods", f"{NETWORK_STEP} Then check again."),
+        (
+            (ERROR_PODS, UNREACHABLE),
+            "Kubernetes API unreachable: namespaces, pods",
+            f"{NETWORK_STEP} Then check again.",
+        ),
+        ((UNREACHABLE,), "Kubernetes API unreachable: namespaces", f"{NETWORK_STEP} Then check again."),
+        ((INVALID,), "Could not read ciliumnetworkpolicies", f"{INVALID_STEP} Then check again."),
+        (
+            (INVALID, ERROR_PODS),
+            "Could not read ciliumnetworkpolicies, pods",
+            f"{INVALID_STEP} {NETWORK_STEP} Then check again.",
+        ),
+    ],
+)
+def test_unreadable_says_unreachable_only_when_it_was_and_fixes_what_applies(
+    problems: tuple[ReadProblem, ...], summary: str, fix: str
+) -> None:
+    [finding] = [f for f in with_problems(*problems, FORBIDDEN_CM).findings if f.id == "CIC015"]
+    assert finding.summary == summary
+    assert finding.fix == fix
+    assert [e.object for e in finding.evidence] == [
+        p.resource + (f" in {p.namespace}" if p.namespace else "") for p in problems
+    ]
+    assert [e.note for e in finding.evidence] == [f"{p.kind}: {p.message}" for p in problems]
+
+
+# --------------------------------------------------------------------------- facts.py and the report's context
+
+
+@pytest.mark.parametrize(
+    ("image", "fires"),
+    [
+        ("docker.io/istio/ztunnel:1.20.8@sha256:abc", True),
+        ("docker.io/istio/ztunnel:1.21.0@sha256:abc", False),
+    ],
+)
+def test_istio_version_is_read_from_the_tag_before_a_digest(image: str, fires: bool) -> None:
+    objects = [
+        *without(healthy(), "DaemonSet", "ztunnel"),
+        daemonset("ztunnel", ISTIO_NS, {"app": "ztunnel"}, image),
+    ]
+    assert (outcome(check(objects), "CIC021") == (ERROR, [(image, None, None)])) is fires
+
+
+def test_an_istio_tag_without_patch_compares_as_patch_zero() -> None:
+    """`1.22` is 1.22.0: pods enrolled by their own label count (Istio ≥ 1.22)."""
+    objects = [
+        *istio_cluster("1.22"),
+        namespace("shop", mode=None),
+        app_pod("shop", "web-1", {"istio.io/dataplane-mode": "ambient"}),
+        network_policy("shop", "deny", DENY_ALL),
+    ]
+    assert outcome(check(objects), "CIC005") == (WARNING, [("NetworkPolicy shop/deny", None, None)])
+
+
+def test_a_cilium_image_without_a_registry_still_gives_the_version() -> None:
+    objects = [o for o in healthy() if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    assert Facts(build_snapshot([*objects, cilium_agent(image="cilium:v1.16.2")])).version == (1, 16, 2)
+
+
+def test_format_version() -> None:
+    assert (format_version((1, 17, 4)), format_version(None)) == ("1.17.4", None)
+
+
+def test_root_namespace_picks_its_own_ztunnel_and_istio_cni() -> None:
+    """Copies in another namespace (listed first) are neither judged nor read for versions."""
+    stale_z = with_status(
+        daemonset("ztunnel", "aaa", {"app": "ztunnel"}, "docker.io/istio/ztunnel:1.20.0"), 0, 2
+    )
+    stale_cni = with_status(istio_cni("aaa"), 0, 2)
+    snapshot = build_snapshot([*cluster(), stale_z, stale_cni], istio_namespace=ISTIO_NS)
+    facts = Facts(snapshot)
+    assert snapshot.ztunnels[0].namespace == "aaa"
+    assert facts.ztunnel is not None and facts.ztunnel.namespace == ISTIO_NS
+    assert facts.istio_cni is not None and facts.istio_cni.namespace == ISTIO_NS
+    assert {"CIC019", "CIC021"} & set(ids(evaluate(snapshot))) == set()
+
+
+def test_label_enrolled_pods_are_pods_outside_ambient_namespaces() -> None:
+    label = {"istio.io/dataplane-mode": "ambient"}
+    objects = [
+        *cluster(),
+        namespace("shop", mode=None),
+        namespace("plain", mode=None),
+        app_pod("shop", "web-1", label),
+        app_pod("bookinfo", "also-ambient", label),  # its namespace is enrolled already
+        app_pod("plain", "web-2", {}),  # not labelled
+        service("api", "plain", label),  # a Service is not a pod
+    ]
+    assert Facts(build_snapshot(objects)).ambient_pods == {"shop": ("web-1",)}
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"), [(3, "web-1, web-2, web-3"), (4, "web-1, web-2, web-3 (+1 more)")]
+)
+def test_scope_note_shows_three_label_enrolled_pods_then_a_count(count: int, shown: str) -> None:
+    label = {"istio.io/dataplane-mode": "ambient"}
+    pods = [app_pod("shop", f"web-{i}", label) for i in range(1, count + 1)]
+    objects = [*cluster(), namespace("shop", mode=None), *pods, network_policy("shop", "deny", DENY_ALL)]
+    assert note_of(check(objects), "CIC005") == [
+        (
+            "NetworkPolicy shop/deny",
+            f"isolates ingress of pods in namespace shop (pods labelled ambient: {shown})",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "managed_by", "release"),
+    [
+        (None, None, "unknown", None),
+        ({"app.kubernetes.io/managed-by": "Helm"}, None, "helm", "cilium"),
+        (None, {"meta.helm.sh/release-name": "my-cilium"}, "helm", "my-cilium"),
+    ],
+)
+def test_cilium_context_names_the_installer_and_release(
+    labels: dict[str, str] | None, annotations: dict[str, str] | None, managed_by: str, release: str | None
+) -> None:
+    objects = [
+        *without(cluster(), "ConfigMap"),
+        configmap(cilium_data(), labels=labels, annotations=annotations),
+    ]
+    context = check(objects).cilium
+    assert (context["found"], context["managed_by"], context["helm_release"]) == (True, managed_by, release)
+
+
+def test_canonical_k8s_release_is_ck_network() -> None:
+    k8sd = configmap({}, name="k8sd-config")
+    facts = Facts(build_snapshot([*cluster(), k8sd]))
+    assert (facts.managed_by, facts.helm_release) == ("canonical-k8s", ("ck-network", "kube-system"))
+    assert check([*cluster(), k8sd]).cilium["helm_release"] == "ck-network"
+
+
+def test_context_without_cilium_config_says_not_found() -> None:
+    assert check(without(cluster(), "ConfigMap")).cilium == {"found": False}
+
+
+def test_istio_context_lists_fifty_ambient_namespaces_and_counts_all() -> None:
+    names = [f"app{i:02}" for i in range(50)]  # with bookinfo: 51
+    context = check(cluster(DEFAULT, ambient(*names))).istio
+    assert (len(context["ambient_namespaces"]), context["ambient_namespace_count"]) == (50, 51)
+
+
+def test_evidence_beyond_the_limit_is_counted() -> None:
+    odd = [namespace(f"odd{i:02}", mode="sidecar") for i in range(EVIDENCE_LIMIT + 2)]
+    [finding] = [f for f in check([*cluster(), *odd]).findings if f.id == "CIC017"]
+    assert len(finding.evidence) == EVIDENCE_LIMIT + 1
+    assert finding.evidence[-1].object == "… and 2 more namespaces"
+
+
+# --------------------------------------------------------------------------- registry.py
+
+
+@pytest.mark.parametrize("taken", ["CIC001", "CIC002"])
+def test_a_registered_or_retired_id_cannot_be_registered_again(taken: str) -> None:
+    before = dict(RULES)
+    try:
+        with pytest.raises(ValueError, match=f"rule id {taken} is already registered or retired"):
+            rule(taken, WARNING, "again", sources=("x",), reads=())(lambda facts: None)
+    finally:
+        RULES.clear()
+        RULES.update(before)
+
+
+def test_the_catalogue_links_issues_and_lists_retired_ids() -> None:
+    table = catalogue_markdown()
+    assert table.endswith(" |\n") and not table.endswith("\n\n")
+    assert f"| CIC002 | retired | {RETIRED['CIC002']} | |\n" in table
+    assert "[istio/istio#52208](https://github.com/istio/istio/issues/52208)" in table
+    assert "`istio/ztunnel src/proxy/outbound.rs (build_request:" in table  # a file, not a link
