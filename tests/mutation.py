@@ -261,6 +261,12 @@ def report(found: list[Outcome], out: Path) -> float:
     with out.open("w") as fh:
         for o in found:
             fh.write(json.dumps(o.__dict__) + "\n")
+    print()
+    for module in sorted({o.module for o in found}):
+        mine = [o for o in found if o.module == module]
+        module_rate, module_counts = score(mine)
+        tally = ", ".join(f"{module_counts[k]} {k}" for k in sorted(module_counts))
+        print(f"{module}: {module_rate:.1f}% killed ({tally})")
     tally = ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
     print(f"\nmutation score: {rate:.1f}% killed ({tally}); every outcome in {out}")
     return rate
