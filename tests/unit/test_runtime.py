@@ -17,7 +17,7 @@ from istio_cilium_compat.report import Severity, to_text
 from istio_cilium_compat.rules import evaluate
 from istio_cilium_compat.runtime import DEFAULT_MAX_PODS, ProbeStats, probe
 from istio_cilium_compat.snapshot import ConnectionCount, RuntimeSummary, Snapshot, ZtunnelRead
-from tests.clusters import ISTIO_NS, N_CHECKS, healthy, namespace
+from tests.clusters import ISTIO_NS, N_CHECKS, healthy, namespace, node_config
 from tests.fakekube import FakeKube, PodPort
 from tests.ztunnel import Conn, exposition, ztunnel_pod
 
@@ -547,3 +547,23 @@ def test_cli_runtime_yaml_has_the_runtime_key(tmp_path: Path, capsys: pytest.Cap
         "without_service": 8,
         "without_service_to_pod": 7,
     }
+
+
+@pytest.mark.parametrize(
+    ("objects", "tail"),
+    [
+        (healthy(bpf_lb_sock_hostns_only=None), ""),
+        (
+            [*healthy(), node_config("pool-b", {"bpf-lb-sock-hostns-only": "false"})],
+            " Socket LB is in effect only on nodes selected by CiliumNodeConfig kube-system/pool-b; the share "
+            "counts every ztunnel read, including nodes where Service connections keep their Service.",
+        ),
+    ],
+)
+def test_the_share_says_when_socket_lb_holds_on_some_nodes_only(
+    objects: list[dict[str, Any]], tail: str
+) -> None:
+    """Node labels are not read, so the share is over every node: CIC031 says so when it matters."""
+    snapshot = dataclasses.replace(build_snapshot(objects), runtime=_summary(_TO_POD))
+    [finding] = [f for f in evaluate(snapshot).findings if f.id == "CIC031"]
+    assert finding.detail.endswith("Counters are cumulative since each ztunnel started." + tail)

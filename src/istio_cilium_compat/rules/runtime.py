@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from ..report import Evidence, Severity
 from ..snapshot import ConnectionCount, RuntimeSummary, ZtunnelRead
-from .effective import socket_lb_bypasses
+from .effective import Bypass, socket_lb_bypasses
 from .facts import DATAPLANE_MODE_LABEL, Facts, capped, object_name
 from .registry import Hit, rule
 
@@ -174,7 +174,8 @@ def socket_lb_seen(facts: Facts) -> Hit | None:
     signal alone cannot tell socket LB's translation from clients that dial pod IPs on purpose.
     """
     summary = facts.snapshot.runtime
-    if summary is None or not socket_lb_bypasses(facts):
+    bypasses = socket_lb_bypasses(facts)
+    if summary is None or not bypasses:
         return None
     outbound = list(_outbound(summary))
     total = sum(c.count for c in outbound)
@@ -218,9 +219,21 @@ def socket_lb_seen(facts: Facts) -> Hit | None:
             "Clients that dial pod IPs themselves (StatefulSet peers, headless Services, clients that read "
             "endpoints) look the same: a share close to all traffic while your clients use Service names is "
             "the translation. Counters are cumulative since each ztunnel started."
+            + _only_some_nodes(bypasses)
         ),
         evidence=capped(evidence, "more source/destination pairs"),
         fix="Fix CIC001 (bpf-lb-sock-hostns-only=true); after the agents restart, new connections carry their Service.",
+    )
+
+
+def _only_some_nodes(bypasses: Iterable[Bypass]) -> str:
+    """Node labels are not read, so the share cannot be split by node: say so when it should be."""
+    labels = [b.view.label for b in bypasses]
+    if "all nodes" in labels:
+        return ""
+    return (
+        f" Socket LB is in effect only on {', '.join(labels)}; the share counts every ztunnel read, "
+        "including nodes where Service connections keep their Service."
     )
 
 
