@@ -17,13 +17,18 @@ namespace is the example cluster's Istio namespace, where its ``istiod`` Deploym
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.harness import HookState, RelationState
+from tests.harness.hooks import HARNESS_DIR
 
 BENCH = Path(__file__).resolve().parent
 UPSTREAM = "canonical/istio-k8s-operator"
@@ -89,3 +94,40 @@ def ensure_venv(venv: Path = VENV) -> Path:
         ) from error
     stamp.write_text(_stamp())
     return python
+
+
+def tool_exit_cpu_seconds(runs: int = 15) -> float:
+    """CPU a fake hook-tool process spends after it has recorded its call (interpreter shutdown).
+
+    Each call records its CPU time just before exiting (``tests/harness/hooktool.py``); what
+    follows is not in the record. Measured here (the whole process, from ``RUSAGE_CHILDREN``,
+    less what it recorded), so that the hook's own CPU is not charged with it.
+    """
+    code = (
+        f"import sys; sys.path.insert(0, {str(HARNESS_DIR)!r}); import hooktool; "
+        "sys.exit(hooktool.main(['juju-log', '--log-level', 'DEBUG', '--', 'benchmark']))"
+    )
+    with tempfile.TemporaryDirectory(prefix="icc-tool-") as tmp:
+        state, calls = Path(tmp) / "state.json", Path(tmp) / "calls.jsonl"
+        context = {"config": {}, "relation_id": None, "action": None}
+        state.write_text(json.dumps({"state": HookState().to_dict(), "context": context}))
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LANG": "C.UTF-8",
+            "FAKE_JUJU_STATE": str(state),
+            "FAKE_JUJU_CALLS": str(calls),
+        }
+        rest: list[float] = []
+        for index in range(runs + 1):  # the first call warms the page cache, not counted
+            before = _children_cpu()
+            subprocess.run([sys.executable, "-I", "-c", code], env=env, check=True)
+            whole = _children_cpu() - before
+            recorded = json.loads(calls.read_text().splitlines()[-1])["cpu_s"]
+            if index:
+                rest.append(max(whole - recorded, 0.0))
+    return statistics.median(rest)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
