@@ -356,11 +356,15 @@ def bench_hook(plan: Plan, workdir: Path, with_istio_k8s: bool = True) -> dict[s
     }
     if with_istio_k8s:
         # The hook process's own CPU time: all of it, less its hook-tool processes' (what each
-        # recorded, and the shutdown that follows its record, measured apart).
+        # recorded, and the shutdown that follows its record, measured apart). The measured runs
+        # only: the -X importtime runs after them are left out.
         for name in charms:
-            tool_cpu[name] = [t + len(last[name].calls) * tool_exit_cpu for t in tool_cpu[name]]
+            tool_cpu[name] = [
+                t + len(last[name].calls) * tool_exit_cpu for t in tool_cpu[name][: plan.hook_runs]
+            ]
         own_cpu = {
-            name: median([c - t for c, t in zip(cpu[name], tool_cpu[name], strict=True)]) for name in charms
+            name: median([c - t for c, t in zip(cpu[name][: plan.hook_runs], tool_cpu[name], strict=True)])
+            for name in charms
         }
         tool_cpu_medians = {name: median(values) for name, values in tool_cpu.items()}
         results["istio_k8s"] = istio_k8s_summary(
