@@ -1891,3 +1891,44 @@ def test_the_catalogue_links_issues_and_lists_retired_ids() -> None:
     assert f"| CIC002 | retired | {RETIRED['CIC002']} | |\n" in table
     assert "[istio/istio#52208](https://github.com/istio/istio/issues/52208)" in table
     assert "`istio/ztunnel src/proxy/outbound.rs (build_request:" in table  # a file, not a link
+
+
+# --------------------------------------------------------------------------- effective.py: unparsable masquerading keys
+
+BPF_MASQ_LEGACY = [(CONFIG, "enable-bpf-masquerade", "true")]
+BPF_MASQ_UNPARSABLE = [(CONFIG, "enable-bpf-masquerade", "yes")]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # An absent enable-ipv4 is the agent default true: IPv4 masquerading is on.
+        ({"enable_bpf_masquerade": "true", "enable_ipv4": None}, {"CIC010": (WARNING, BPF_MASQ_LEGACY)}),
+        # Unparsable family or masquerade keys are not read as false.
+        ({"enable_bpf_masquerade": "true", "enable_ipv4": "yes"}, {"CIC010": (WARNING, BPF_MASQ_LEGACY)}),
+        (
+            {"enable_bpf_masquerade": "true", "enable_ipv4_masquerade": "yes"},
+            {"CIC010": (WARNING, BPF_MASQ_LEGACY)},
+        ),
+        # With BPF routing otherwise possible, they still mean iptables masquerading: legacy routing.
+        ({**BPF_ROUTING, "enable_bpf_masquerade": "yes"}, {"CIC010": (WARNING, BPF_MASQ_UNPARSABLE)}),
+        ({**BPF_ROUTING, "enable_bpf_masquerade": "false", "enable_ipv4": "yes"}, {}),
+        ({**BPF_ROUTING, "enable_bpf_masquerade": "false", "enable_ipv4_masquerade": "yes"}, {}),
+        ({"install_no_conntrack_iptables_rules": "yes"}, {}),
+        (
+            {"install_no_conntrack_iptables_rules": "true", "enable_bpf_masquerade": "yes"},
+            {
+                "CIC010": (WARNING, BPF_MASQ_UNPARSABLE),
+                "CIC023": (WARNING, [(CONFIG, "install-no-conntrack-iptables-rules", "true")]),
+            },
+        ),
+    ],
+)
+def test_unparsable_masquerading_keys(data: dict[str, str | None], expected: dict[str, object]) -> None:
+    report = check(cluster("1.17.4", **data))
+    assert {i: outcome(report, i) for i in ids(report)} == expected
+
+
+def test_true_false_are_refused_before_1_14() -> None:
+    report = check(cluster("1.12.9", kube_proxy_replacement="true", **SOCKET_OFF))
+    assert outcome(report, "CIC023") == (WARNING, [(CONFIG, "kube-proxy-replacement", "true")])
