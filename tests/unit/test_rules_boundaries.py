@@ -1932,3 +1932,118 @@ def test_unparsable_masquerading_keys(data: dict[str, str | None], expected: dic
 def test_true_false_are_refused_before_1_14() -> None:
     report = check(cluster("1.12.9", kube_proxy_replacement="true", **SOCKET_OFF))
     assert outcome(report, "CIC023") == (WARNING, [(CONFIG, "kube-proxy-replacement", "true")])
+
+
+# --------------------------------------------------------------------------- policies.py: more specs, views, versions
+
+
+def test_probe_allowance_cidr_with_host_bits_still_covers_the_source() -> None:
+    """`169.254.7.1/24` is accepted by the API server and holds 169.254.7.127."""
+    allowance = network_policy(
+        "bookinfo",
+        "probes",
+        {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "169.254.7.1/24"}}]}]},
+    )
+    assert "CIC005" not in ids(
+        check(cluster(DEFAULT, [allowance, network_policy("bookinfo", "deny", DENY_ALL)]))
+    )
+
+
+@pytest.mark.parametrize(
+    "allowance",
+    [
+        cnp(
+            "bookinfo",
+            "any",
+            {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "8080"}]}]}]},
+        ),
+        network_policy("bookinfo", "any", {"podSelector": {}, "ingress": [{"ports": [{"port": 8080}]}]}),
+        network_policy("bookinfo", "any", {"podSelector": {}, "ingress": [{}]}),
+    ],
+)
+def test_a_rule_without_peers_admits_every_source_probes_included(allowance: Obj) -> None:
+    assert "CIC005" not in ids(
+        check(cluster(DEFAULT, [allowance, network_policy("bookinfo", "deny", DENY_ALL)]))
+    )
+
+
+def test_enable_policy_always_on_a_node_config_alone_is_found() -> None:
+    extra = [node_config("pool-b", {"enable-policy": "always"})]
+    assert note_of(check(cluster(DEFAULT, extra)), "CIC005") == [
+        (
+            "CiliumNodeConfig kube-system/pool-b",
+            "every endpoint on nodes selected by CiliumNodeConfig kube-system/pool-b default-deny; "
+            "no probe allowance in bookinfo",
+        )
+    ]
+
+
+EGRESS_ONLY = {"endpointSelector": {}, "egress": [{"toEndpoints": [{}]}]}
+DENY_INGRESS = {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{}]}]}
+
+
+def test_a_later_spec_that_isolates_is_found_after_one_that_does_not() -> None:
+    report = check(cluster(DEFAULT, [multi_spec_ccnp("mixed", [EGRESS_ONLY, DENY_INGRESS])]))
+    assert note_of(report, "CIC005") == [
+        ("CiliumClusterwideNetworkPolicy mixed", "isolates ingress of pods in ambient namespace bookinfo")
+    ]
+
+
+def test_l7_note_lists_five_namespaces_and_names_a_policy_once() -> None:
+    l7 = {"endpointSelector": {}, "ingress": L7_INGRESS}
+    report = check(
+        cluster(DEFAULT, [*ambient("app1", "app2", "app3", "app4", "app5"), multi_spec_ccnp("l7", [l7, l7])])
+    )
+    assert note_of(report, "CIC006") == [
+        (
+            "CiliumClusterwideNetworkPolicy l7",
+            "selects pods in ambient namespace(s) app1, app2, app3, app4, app5",
+        )
+    ]
+
+
+def test_a_port_limited_spec_after_one_outside_the_mesh_is_found() -> None:
+    outside = {
+        "endpointSelector": {"matchLabels": {NS_KEY: ISTIO_NS}},
+        "ingress": [{"toPorts": [{"ports": [{"port": "80"}]}]}],
+    }
+    inside = {"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "8080"}]}]}]}
+    report = check(cluster(DEFAULT, [multi_spec_ccnp("ports", [outside, inside])]))
+    assert outcome(report, "CIC013") == (
+        WARNING,
+        [("CiliumClusterwideNetworkPolicy ports", "ingress ports", "8080/TCP")],
+    )
+
+
+@pytest.mark.parametrize(("version", "flag", "fires"), [("1.18.2", "false", True), ("1.17.4", "yes", False)])
+def test_non_default_deny_flag_after_1_17_and_unparsable(version: str, flag: str, fires: bool) -> None:
+    report = check(cluster(version, [probe_policy(False)], enable_non_default_deny_policies=flag))
+    expected = (
+        ERROR,
+        [
+            ("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", "false"),
+            (CONFIG, "enable-non-default-deny-policies", "false"),
+        ],
+    )
+    assert outcome(report, "CIC018") == (expected if fires else None)
+
+
+def test_probe_policy_is_found_whatever_order_the_snapshot_lists_policies_in() -> None:
+    snapshot = build_snapshot(
+        cluster(DEFAULT, [network_policy("bookinfo", "web", DENY_ALL), probe_policy(None)])
+    )
+    reordered = dataclasses.replace(snapshot, policies=tuple(reversed(snapshot.policies)))
+    assert [p.kind for p in reordered.policies] == ["NetworkPolicy", "CiliumClusterwideNetworkPolicy"]
+    assert outcome(evaluate(reordered), "CIC018") == (
+        ERROR,
+        [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", None)],
+    )
+
+
+def test_a_relying_policy_with_two_specs_is_named_once() -> None:
+    relies = {**probe_only({}), "enableDefaultDeny": {"ingress": False}}
+    report = check(cluster("1.15.9", [multi_spec_ccnp("allow-probes", [relies, relies])]))
+    assert outcome(report, "CIC018") == (
+        ERROR,
+        [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", "false")],
+    )
