@@ -191,3 +191,115 @@ def test_silent_without_waypoints() -> None:
     assert cic022(cluster(namespace_waypoint=None)) == []
     ids = evaluate(cluster(namespace_waypoint=None)).ids
     assert ids == ["CIC001"]
+
+
+# ----------------------------------------------------------------------------- exact outcomes the mutation run asked for
+
+SVC = {"group": "", "kind": "Service"}
+GWG = GW.split("/")[0]
+BOUND_NS = (
+    "Namespace bookinfo",
+    "waypoint",
+    f"waypoint Gateway bookinfo/waypoint (waypoint-for=service): {SKIPPED}",
+)
+
+
+def authz_refs(name: str, *refs: dict[str, str]) -> IstioObject:
+    spec: dict[str, object] = {"targetRefs": list(refs), "rules": [{}]}
+    return IstioObject("AuthorizationPolicy", "security.istio.io/v1", BOOKINFO, name, {}, spec)
+
+
+def route_refs(name: str, *refs: dict[str, str]) -> IstioObject:
+    return IstioObject("HTTPRoute", GW, BOOKINFO, name, {}, {"parentRefs": list(refs)})
+
+
+def test_a_gateway_of_another_class_is_no_waypoint_whatever_its_name_sorts_as() -> None:
+    kong = IstioObject(
+        "Gateway",
+        GW,
+        BOOKINFO,
+        "waypoint",
+        {"istio.io/waypoint-for": "workload"},
+        {"gatewayClassName": "kong"},
+    )
+    ((obj, _, note),) = cic022(cluster(gateways=(kong,)))
+    assert obj == "Namespace bookinfo" and "(not found: Istio's default waypoint-for=service assumed)" in note
+
+
+@pytest.mark.parametrize(("pod_namespace", "named"), [("shop", True), ("aaa", False), ("zzz", False)])
+def test_a_service_outside_ambient_namespaces_counts_only_with_pods_beside_it(
+    pod_namespace: str, named: bool
+) -> None:
+    snapshot = cluster(
+        namespace_waypoint=None,
+        gateways=(gateway("wp", namespace="shop"),),
+        workloads=(
+            Workload("Service", "shop", "api", {"istio.io/use-waypoint": "wp"}),
+            Workload("Pod", pod_namespace, "client", {"istio.io/dataplane-mode": "ambient"}),
+        ),
+    )
+    expected = ("Service shop/api", "wp", f"waypoint Gateway shop/wp (waypoint-for=service): {SKIPPED}")
+    assert cic022(snapshot) == ([expected] if named else [])
+
+
+def test_a_pod_labelled_with_a_waypoint_is_not_named_as_a_service() -> None:
+    pod = Workload("Pod", BOOKINFO, "reviews-v1", {"istio.io/use-waypoint": "waypoint"})
+    assert cic022(cluster(gateways=(gateway("waypoint"),), workloads=(pod,))) == [BOUND_NS]
+
+
+def test_a_policy_is_named_once_for_its_first_bypassed_target_after_others() -> None:
+    others = (
+        {"group": "networking.istio.io", "kind": "ServiceEntry", "name": "ext"},  # neither kind
+        {"group": GWG, "kind": "Gateway", "name": "ingress"},  # no such waypoint
+        {**SVC, "name": "ratings"},  # opted out of the waypoint
+    )
+    snapshot = cluster(
+        gateways=(gateway("waypoint"),),
+        workloads=(service("ratings", "none"),),
+        policies=(
+            authz_refs("late", *others, {**SVC, "name": "productpage"}),
+            authz_refs("twice", {**SVC, "name": "productpage"}, {**SVC, "name": "reviews"}),
+        ),
+    )
+    svc_note = "targets Service bookinfo/{}: not applied to pod-to-Service traffic"
+    assert cic022(snapshot) == [
+        BOUND_NS,
+        ("AuthorizationPolicy bookinfo/late", None, svc_note.format("productpage")),
+        ("AuthorizationPolicy bookinfo/twice", None, svc_note.format("productpage")),
+    ]
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        {
+            "group": GWG,
+            "kind": "Gateway",
+            "name": "all-wp",
+        },  # waypoint-for=all sees pod traffic: its policies apply
+        {"group": GWG, "kind": "GatewayClass", "name": "waypoint"},  # a class, not the waypoint
+    ],
+)
+def test_policies_on_an_all_waypoint_or_a_gateway_class_are_not_named(ref: dict[str, str]) -> None:
+    snapshot = cluster(
+        gateways=(gateway("waypoint"), gateway("all-wp", waypoint_for="all")),
+        policies=(authz_refs("p", ref),),
+    )
+    assert cic022(snapshot) == [BOUND_NS]
+
+
+def test_a_route_is_named_once_for_its_first_bypassed_parent_after_others() -> None:
+    snapshot = cluster(
+        gateways=(gateway("waypoint"),),
+        workloads=(service("ratings", "none"),),
+        routes=(
+            route_refs("late", {**SVC, "name": "ratings"}, {**SVC, "name": "reviews"}),
+            route_refs("twice", {**SVC, "name": "reviews"}, {**SVC, "name": "details"}),
+        ),
+    )
+    route_note = "routes Service bookinfo/{}: not applied to pod-to-Service traffic"
+    assert cic022(snapshot) == [
+        BOUND_NS,
+        ("HTTPRoute bookinfo/late", None, route_note.format("reviews")),
+        ("HTTPRoute bookinfo/twice", None, route_note.format("reviews")),
+    ]
