@@ -21,13 +21,14 @@ from istio_cilium_compat.rules import RETIRED, RULES, catalogue_markdown, evalua
 from istio_cilium_compat.rules.facts import (
     EVIDENCE_LIMIT,
     FALSE_SPELLINGS,
+    PROBE_SOURCE_V4,
     TRUE_SPELLINGS,
     Facts,
     format_version,
     parse_bool,
 )
 from istio_cilium_compat.rules.registry import rule
-from istio_cilium_compat.snapshot import ReadProblem
+from istio_cilium_compat.snapshot import ReadProblem, Snapshot
 from tests.clusters import (
     ISTIO_NS,
     Obj,
@@ -2047,3 +2048,181 @@ def test_a_relying_policy_with_two_specs_is_named_once() -> None:
         ERROR,
         [("CiliumClusterwideNetworkPolicy allow-probes", "enableDefaultDeny.ingress", "false")],
     )
+
+
+# --------------------------------------------------------------------------- cilium.py and facts.py: the rest
+
+
+def test_socket_lb_off_evidence_is_the_global_view() -> None:
+    extra = [node_config("pool-a", {"bpf-lb-sock": "false"})]
+    report = check(cluster(DEFAULT, extra, kube_proxy_replacement="false", **SOCKET_OFF))
+    assert outcome(report, "CIC001") == (
+        INFO,
+        [(CONFIG, "kube-proxy-replacement", "false"), (CONFIG, "bpf-lb-sock", "false")],
+    )
+
+
+def test_cni_exclusive_on_a_later_node_config_is_found() -> None:
+    extra = [
+        node_config("pool-a", {"enable-ipv6": "false"}),
+        node_config("pool-b", {"cni-exclusive": "true"}),
+    ]
+    assert outcome(check(cluster(DEFAULT, extra)), "CIC003") == (
+        ERROR,
+        [("CiliumNodeConfig kube-system/pool-b", "cni-exclusive", "true")],
+    )
+
+
+def test_missing_config_names_the_namespace_looked_in_and_the_first_agent() -> None:
+    other = daemonset("cilium", "aaa", {"k8s-app": "cilium"}, cilium("1.16.0"))
+    snapshot = build_snapshot([*without(cluster(), "ConfigMap"), other], cilium_namespace="nowhere")
+    [finding] = [f for f in evaluate(snapshot).findings if f.id == "CIC007"]
+    assert [(e.object, e.note) for e in finding.evidence] == [
+        ("ConfigMap cilium-config in namespace nowhere", "not found"),
+        ("DaemonSet aaa/cilium", "cilium agent found"),
+    ]
+
+
+def test_three_configs_are_several_too() -> None:
+    report = check(
+        [*cluster(), configmap({"a": "b"}, namespace="cilium"), configmap({"a": "b"}, namespace="old-cilium")]
+    )
+    assert [obj for obj, _ in note_of(report, "CIC016")] == [
+        "ConfigMap cilium/cilium-config",
+        "ConfigMap kube-system/cilium-config",
+        "ConfigMap old-cilium/cilium-config",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("started", "fires"),
+    [("2026-01-02T00:00:00", True), ("2026-01-02T00:00:02Z", False), ("yesterday", False)],
+)
+def test_restart_pending_reads_naive_times_as_utc_and_ignores_unreadable_ones(
+    started: str, fires: bool
+) -> None:
+    objects = [o for o in cluster() if o["kind"] not in ("ConfigMap", "Pod")]
+    objects += [
+        configmap(cilium_data(), written={"bpf-lb-sock-hostns-only": "2026-01-02T00:00:01Z"}),
+        cilium_pod("cilium-a", started),
+    ]
+    report = check(objects)
+    expected = [
+        (
+            "bpf-lb-sock-hostns-only",
+            "true",
+            "a field owned by helm changed at 2026-01-02T00:00:01Z; the oldest agent pod started 2026-01-02T00:00:00+00:00",
+        )
+    ]
+    assert (notes(report, "CIC009") if "CIC009" in ids(report) else None) == (expected if fires else None)
+
+
+def test_bpf_masquerade_on_a_node_config_after_an_unparsable_global_value() -> None:
+    extra = [node_config("pool-b", BPF_MASQ_NODES)]
+    report = check(cluster(DEFAULT, extra, enable_bpf_masquerade="yes"))
+    assert outcome(report, "CIC010") == (
+        WARNING,
+        [("CiliumNodeConfig kube-system/pool-b", "enable-bpf-masquerade", "true")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "severity", "summary_end", "routing"),
+    [
+        (BPF_ROUTING, ERROR, "ambient pod health probes fail", "BPF: probes of ambient pods fail (CIC011)"),
+        ({"enable_bpf_masquerade": "true"}, WARNING, "unsupported by Istio", "legacy"),
+    ],
+)
+def test_bpf_masquerade_says_which_host_routing_it_runs_with(
+    data: dict[str, str], severity: Severity, summary_end: str, routing: str
+) -> None:
+    [finding] = [f for f in check(cluster("1.18.1", **data)).findings if f.id == "CIC010"]
+    assert finding.severity is severity
+    assert finding.summary == f"Cilium BPF masquerading is on with ambient: {summary_end}"
+    assert [e.note for e in finding.evidence] == [f"on all nodes; host routing {routing}"]
+
+
+@pytest.mark.parametrize(
+    ("objects", "shown"),
+    [
+        (cluster("1.17.4", kube_proxy_replacement="bogus"), "1.17.4"),
+        (unknown_version(kube_proxy_replacement="bogus"), "(version unknown)"),
+    ],
+)
+def test_refusals_name_the_cilium_version(objects: list[Obj], shown: str) -> None:
+    [finding] = [f for f in check(objects).findings if f.id == "CIC023"]
+    assert (
+        finding.summary == f"Cilium {shown} refuses settings in cilium-config: the next agent restart fails"
+    )
+
+
+@pytest.mark.parametrize(("version", "fires"), [("1.18.9", False), ("1.19.0", True), ("1.20.1", True)])
+def test_ciliums_own_ztunnel_from_1_19(version: str, fires: bool) -> None:
+    expected = (WARNING, [(CONFIG, "enable-ztunnel", "true")])
+    assert outcome(check(cluster(version, enable_ztunnel="true")), "CIC012") == (expected if fires else None)
+
+
+def test_istio_cni_bin_dir_is_checked_when_its_conf_dir_is_not_mounted() -> None:
+    cni = daemonset(
+        "istio-cni-node",
+        ISTIO_NS,
+        {"k8s-app": "istio-cni-node"},
+        "docker.io/istio/install-cni:1.26.1",
+        {"cni-bin-dir": "/var/snap/microk8s/opt/cni/bin"},
+    )
+    assert outcome(check(with_istio_cni(cluster(), cni)), "CIC004") == (
+        ERROR,
+        [(ISTIO_CNI, "volume cni-bin-dir hostPath", "/var/snap/microk8s/opt/cni/bin")],
+    )
+
+
+def test_an_unparsable_probe_snat_address_falls_back_to_istios_default() -> None:
+    cni = istio_cni()
+    cni["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "HOST_PROBE_SNAT_IP", "value": "bogus"}
+    ]
+    assert Facts(build_snapshot(with_istio_cni(cluster(), cni))).probe_sources == (PROBE_SOURCE_V4,)
+
+
+def test_the_cilium_image_is_preferred_over_other_containers() -> None:
+    agent = cilium_agent(image=cilium("1.17.4"))
+    containers = agent["spec"]["template"]["spec"]["containers"]
+    containers.insert(0, {"name": "sidecar", "image": "docker.io/library/busybox:1.36.1"})
+    objects = [o for o in cluster() if o["kind"] != "DaemonSet" or o["metadata"]["name"] != "cilium"]
+    assert Facts(build_snapshot([*objects, agent])).version == (1, 17, 4)
+
+
+def test_istio_cni_outside_the_root_namespace_is_the_first_found() -> None:
+    objects = [*without(cluster(), "DaemonSet", "istio-cni-node"), istio_cni("aaa"), istio_cni("bbb")]
+    cni = Facts(build_snapshot(objects, istio_namespace=ISTIO_NS)).istio_cni
+    assert cni is not None and cni.namespace == "aaa"
+
+
+def test_only_the_exact_ambient_label_enrolls_a_namespace() -> None:
+    objects = [*cluster(), namespace("legacy", mode="none"), namespace("typo", mode="Ambient")]
+    assert Facts(build_snapshot(objects)).ambient_namespaces == ("bookinfo",)
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "release", "cilium_ns"),
+    [
+        (Snapshot(), ("cilium", "kube-system"), "kube-system"),
+        (Snapshot(cilium_namespace="cilium"), ("cilium", "cilium"), "cilium"),
+    ],
+)
+def test_helm_release_and_cilium_namespace_defaults(
+    snapshot: Snapshot, release: tuple[str, str], cilium_ns: str
+) -> None:
+    facts = Facts(snapshot)
+    assert (facts.helm_release, facts.cilium_namespace) == (release, cilium_ns)
+
+
+def test_helm_release_namespace_comes_from_its_annotation() -> None:
+    annotations = {"meta.helm.sh/release-name": "net", "meta.helm.sh/release-namespace": "ops"}
+    objects = [*without(cluster(), "ConfigMap"), configmap(cilium_data(), annotations=annotations)]
+    assert Facts(build_snapshot(objects)).helm_release == ("net", "ops")
+
+
+def test_cilium_context_socket_lb_is_the_global_view() -> None:
+    extra = [node_config("pool-a", {"bpf-lb-sock": "false", "kube-proxy-replacement": "false"})]
+    assert check(cluster(DEFAULT, extra)).cilium["socket_lb"] is True
