@@ -27,7 +27,7 @@ from istio_cilium_compat.rules.facts import (
     format_version,
     parse_bool,
 )
-from istio_cilium_compat.rules.registry import rule
+from istio_cilium_compat.rules.registry import _source_link, rule
 from istio_cilium_compat.snapshot import ReadProblem, Snapshot
 from tests.clusters import (
     ISTIO_NS,
@@ -2226,3 +2226,18 @@ def test_helm_release_namespace_comes_from_its_annotation() -> None:
 def test_cilium_context_socket_lb_is_the_global_view() -> None:
     extra = [node_config("pool-a", {"bpf-lb-sock": "false", "kube-proxy-replacement": "false"})]
     assert check(cluster(DEFAULT, extra)).cilium["socket_lb"] is True
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("istio/istio#52208", "[istio/istio#52208](https://github.com/istio/istio/issues/52208)"),
+        ("https://istio.io/x", "[istio.io/x](https://istio.io/x)"),
+        ("istio/istio#main", "`istio/istio#main`"),  # not an issue number
+        ("cilium#1", "`cilium#1`"),  # not owner/repo
+        ("cilium/cilium", "`cilium/cilium`"),  # no issue at all
+        ("istio/ztunnel src/proxy/outbound.rs#1", "`istio/ztunnel src/proxy/outbound.rs#1`"),  # a file
+    ],
+)
+def test_sources_link_issues_and_urls_only(source: str, shown: str) -> None:
+    assert _source_link(source) == shown

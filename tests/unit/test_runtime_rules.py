@@ -338,3 +338,43 @@ def test_runtime_context_sums_each_direction() -> None:
     assert runtime_context(Facts(_BASE)) is None
     empty = runtime_context(Facts(dataclasses.replace(_BASE, runtime=RuntimeSummary(more_pods=True))))
     assert empty is not None and (empty["more_pods"], empty["list_error"]) == (True, None)
+
+
+# --------------------------------------------------------------------------- values the mutation run asked for
+
+WEB = "web.shop.svc.cluster.local"  # sorts after "unknown": a Service all the same
+
+
+def test_a_service_name_sorting_after_unknown_is_still_a_service() -> None:
+    flows = (
+        conn("source", True, ("bookinfo", "a"), ("bookinfo", "b"), WEB, count=6),
+        conn("source", True, ("bookinfo", "a"), ("bookinfo", "b"), count=2),
+    )
+    context = runtime_context(Facts(dataclasses.replace(_SOCKET_LB, runtime=summary(*flows))))
+    assert context is not None
+    assert context["outbound"] == {"with_service": 6, "without_service": 2, "without_service_to_pod": 2}
+    f = finding(run(summary(*flows), _SOCKET_LB), "CIC031")
+    assert f.summary.endswith("(2 of 8)")
+    assert f.evidence[0].note.endswith("; 6 addressed to a Service")
+
+
+def test_the_counter_named_is_the_read_pod_on_that_very_node() -> None:
+    flow = conn("destination", False, ("bookinfo", "a"), ("bookinfo", "b"), node="node-a")
+    f = finding(run(summary(flow, pods=(POD_B, POD_A))), "CIC030")
+    assert f.evidence[0].object == "ztunnel Pod istio-system/ztunnel-a on node node-a"
+
+
+def test_only_the_none_label_opts_pods_out() -> None:
+    flow = conn("destination", False, ("bookinfo", "batch"), ("bookinfo", "reviews"))
+    odd = Workload("Pod", "bookinfo", "batch-1", {"istio.io/dataplane-mode": "unmanaged"})
+    snapshot = dataclasses.replace(_BASE, workloads=(odd,))
+    assert finding(run(summary(flow), snapshot), "CIC030").evidence[0].note == (
+        "plaintext bookinfo/batch -> bookinfo/reviews"
+    )
+
+
+def test_an_unreachable_api_is_no_permission_problem() -> None:
+    problem = ReadProblem("pods", "unreachable", "connection refused", ISTIO_NS)
+    f = finding(run(summary(pods=(), list_problem=problem)), "CIC032")
+    assert f.summary == "Could not list the ztunnel pods in namespace istio-system: no runtime evidence"
+    assert f.fix == "Check again."
