@@ -1916,6 +1916,7 @@ BPF_MASQ_UNPARSABLE = [(CONFIG, "enable-bpf-masquerade", "yes")]
         ({**BPF_ROUTING, "enable_bpf_masquerade": "false", "enable_ipv4": "yes"}, {}),
         ({**BPF_ROUTING, "enable_bpf_masquerade": "false", "enable_ipv4_masquerade": "yes"}, {}),
         ({"install_no_conntrack_iptables_rules": "yes"}, {}),
+        ({"enable_ip_masq_agent": "yes"}, {}),
         (
             {"install_no_conntrack_iptables_rules": "true", "enable_bpf_masquerade": "yes"},
             {
@@ -2241,3 +2242,34 @@ def test_cilium_context_socket_lb_is_the_global_view() -> None:
 )
 def test_sources_link_issues_and_urls_only(source: str, shown: str) -> None:
     assert _source_link(source) == shown
+
+
+def test_a_namespace_expression_after_another_key_still_narrows_the_selector() -> None:
+    selector = {
+        "matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["web"]},
+            {"key": NS_KEY, "operator": "In", "values": ["shop"]},
+        ]
+    }
+    report = check(
+        cluster(
+            DEFAULT, [*ambient("shop"), ccnp("l7", {"endpointSelector": selector, "ingress": L7_INGRESS})]
+        )
+    )
+    assert note_of(report, "CIC006") == [
+        ("CiliumClusterwideNetworkPolicy l7", "selects pods in ambient namespace(s) shop")
+    ]
+
+
+def test_egress_is_checked_when_ingress_allows_hbone() -> None:
+    spec = {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"ports": [{"port": 15008}, {"port": 8080}]}],
+        "egress": [{"ports": [{"port": 8080}]}],
+    }
+    report = check(cluster(DEFAULT, [network_policy("bookinfo", "both", spec)]))
+    assert outcome(report, "CIC013") == (
+        WARNING,
+        [("NetworkPolicy bookinfo/both", "egress ports", "8080/TCP")],
+    )
