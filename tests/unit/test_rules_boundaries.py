@@ -10,6 +10,7 @@ severities and the objects (and keys) each finding points at, on both sides of t
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Any
 
 import pytest
@@ -1578,7 +1579,7 @@ def test_cni_dns_policy_reads_the_global_kube_proxy_replacement() -> None:
     assert ids(report)["CIC020"] == WARNING
 
 
-@pytest.mark.parametrize(("tag", "upgrade"), [("1.24.0", True), ("1.24.1", False)])
+@pytest.mark.parametrize(("tag", "upgrade"), [("1.24.0", True), ("1.24", True), ("1.24.1", False)])
 def test_cni_dns_policy_fix_depends_on_istio_1_24_1(tag: str, upgrade: bool) -> None:
     objects = with_istio_cni(istio_cluster(tag), host_network_cni(None, tag))
     [finding] = [f for f in check(objects).findings if f.id == "CIC020"]
@@ -1815,7 +1816,8 @@ def test_label_enrolled_pods_are_pods_outside_ambient_namespaces() -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "shown"), [(3, "web-1, web-2, web-3"), (4, "web-1, web-2, web-3 (+1 more)")]
+    ("count", "shown"),
+    [(3, "web-1, web-2, web-3"), (4, "web-1, web-2, web-3 (+1 more)"), (6, "web-1, web-2, web-3 (+3 more)")],
 )
 def test_scope_note_shows_three_label_enrolled_pods_then_a_count(count: int, shown: str) -> None:
     label = {"istio.io/dataplane-mode": "ambient"}
@@ -1866,10 +1868,10 @@ def test_istio_context_lists_fifty_ambient_namespaces_and_counts_all() -> None:
 
 
 def test_evidence_beyond_the_limit_is_counted() -> None:
-    odd = [namespace(f"odd{i:02}", mode="sidecar") for i in range(EVIDENCE_LIMIT + 2)]
+    odd = [namespace(f"odd{i:02}", mode="sidecar") for i in range(EVIDENCE_LIMIT + 12)]
     [finding] = [f for f in check([*cluster(), *odd]).findings if f.id == "CIC017"]
     assert len(finding.evidence) == EVIDENCE_LIMIT + 1
-    assert finding.evidence[-1].object == "… and 2 more namespaces"
+    assert finding.evidence[-1].object == "… and 12 more namespaces"
 
 
 # --------------------------------------------------------------------------- registry.py
@@ -2088,10 +2090,10 @@ def test_three_configs_are_several_too() -> None:
     report = check(
         [*cluster(), configmap({"a": "b"}, namespace="cilium"), configmap({"a": "b"}, namespace="old-cilium")]
     )
-    assert [obj for obj, _ in note_of(report, "CIC016")] == [
-        "ConfigMap cilium/cilium-config",
-        "ConfigMap kube-system/cilium-config",
-        "ConfigMap old-cilium/cilium-config",
+    assert note_of(report, "CIC016") == [
+        ("ConfigMap cilium/cilium-config", "not checked"),
+        ("ConfigMap kube-system/cilium-config", "checked"),
+        ("ConfigMap old-cilium/cilium-config", "not checked"),
     ]
 
 
@@ -2273,3 +2275,60 @@ def test_egress_is_checked_when_ingress_allows_hbone() -> None:
         WARNING,
         [("NetworkPolicy bookinfo/both", "egress ports", "8080/TCP")],
     )
+
+
+def test_an_istio_image_without_a_registry_gives_the_version() -> None:
+    objects = [
+        *without(healthy(), "DaemonSet", "ztunnel"),
+        daemonset("ztunnel", ISTIO_NS, {"app": "ztunnel"}, "ztunnel:1.20.8"),
+    ]
+    assert outcome(check(objects), "CIC021") == (ERROR, [("ztunnel:1.20.8", None, None)])
+
+
+def test_the_first_cilium_agent_gives_the_version() -> None:
+    snapshot = build_snapshot(cluster())
+    other = dataclasses.replace(snapshot.cilium_agents[0], namespace="aaa", images=(cilium("1.16.0"),))
+    facts = Facts(dataclasses.replace(snapshot, cilium_agents=(*snapshot.cilium_agents, other)))
+    assert facts.version == (1, 17, 4)
+
+
+def test_only_pods_labelled_exactly_ambient_are_enrolled() -> None:
+    objects = [
+        *cluster(),
+        namespace("shop", mode=None),
+        app_pod("shop", "web-1", {"istio.io/dataplane-mode": "ambient"}),
+        app_pod("shop", "web-2", {"istio.io/dataplane-mode": "none"}),
+        app_pod("shop", "web-3", {"istio.io/dataplane-mode": "Ambient"}),
+    ]
+    assert Facts(build_snapshot(objects)).ambient_pods == {"shop": ("web-1",)}
+
+
+V6 = ipaddress.ip_address("fd16:9254:7127:1337:ffff:ffff:ffff:ffff")
+
+
+@pytest.mark.parametrize(
+    ("data", "extra", "sources"),
+    [
+        ({"enable_ipv4": "false", "enable_ipv6": "true"}, [], (V6,)),
+        ({"enable_ipv4": None, "enable_ipv6": "true"}, [], (PROBE_SOURCE_V4,)),  # IPv4 is on by default
+        ({"enable_ipv4": "false", "enable_ipv6": None}, [], (V6,)),  # so is IPv6
+        ({"enable_ipv4": "yes", "enable_ipv6": "true"}, [], (PROBE_SOURCE_V4,)),  # unparsable: not false
+        ({"enable_ipv4": "false", "enable_ipv6": "yes"}, [], (V6,)),
+        ({}, [node_config("pool-a", {"enable-ipv4": "false", "enable-ipv6": "true"})], (PROBE_SOURCE_V4,)),
+    ],
+)
+def test_probe_source_family_follows_the_global_settings(
+    data: dict[str, str | None], extra: list[Obj], sources: tuple[object, ...]
+) -> None:
+    assert Facts(build_snapshot(cluster(DEFAULT, extra, **data))).probe_sources == sources
+
+
+def test_a_pod_named_like_a_service_does_not_lend_it_its_labels() -> None:
+    objects = [
+        *mesh(bound_namespace("bookinfo", "wp"), waypoint("wp", "service"), bpf_lb_sock_hostns_only=None),
+        service("productpage"),
+        app_pod("bookinfo", "productpage", {"istio.io/use-waypoint": "none"}),
+        l7_policy("viewer", {"group": "", "kind": "Service", "name": "productpage"}),
+    ]
+    found = outcome(check(objects), "CIC022")
+    assert found is not None and ("AuthorizationPolicy bookinfo/viewer", None, None) in found[1]
