@@ -278,6 +278,7 @@ def test_a_policy_is_named_once_for_its_first_bypassed_target_after_others() -> 
             "name": "all-wp",
         },  # waypoint-for=all sees pod traffic: its policies apply
         {"group": GWG, "kind": "GatewayClass", "name": "waypoint"},  # a class, not the waypoint
+        {"name": "waypoint"},  # no kind: neither a Service nor a Gateway
     ],
 )
 def test_policies_on_an_all_waypoint_or_a_gateway_class_are_not_named(ref: dict[str, str]) -> None:
