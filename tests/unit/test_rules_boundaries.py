@@ -1810,7 +1810,7 @@ def test_label_enrolled_pods_are_pods_outside_ambient_namespaces() -> None:
         app_pod("shop", "web-1", label),
         app_pod("bookinfo", "also-ambient", label),  # its namespace is enrolled already
         app_pod("plain", "web-2", {}),  # not labelled
-        service("api", "plain", label),  # a Service is not a pod
+        service("api", "plain", {**label, "istio.io/use-waypoint": "wp"}),  # a Service is not a pod
     ]
     assert Facts(build_snapshot(objects)).ambient_pods == {"shop": ("web-1",)}
 
@@ -2314,7 +2314,9 @@ V6 = ipaddress.ip_address("fd16:9254:7127:1337:ffff:ffff:ffff:ffff")
         ({"enable_ipv4": "false", "enable_ipv6": None}, [], (V6,)),  # so is IPv6
         ({"enable_ipv4": "yes", "enable_ipv6": "true"}, [], (PROBE_SOURCE_V4,)),  # unparsable: not false
         ({"enable_ipv4": "false", "enable_ipv6": "yes"}, [], (V6,)),
-        ({}, [node_config("pool-a", {"enable-ipv4": "false", "enable-ipv6": "true"})], (PROBE_SOURCE_V4,)),
+        # The global view decides, whatever a CiliumNodeConfig turns off or on.
+        ({"enable_ipv6": "true"}, [node_config("pool-a", {"enable-ipv4": "false"})], (PROBE_SOURCE_V4,)),
+        ({"enable_ipv4": "false"}, [node_config("pool-a", {"enable-ipv6": "true"})], (PROBE_SOURCE_V4,)),
     ],
 )
 def test_probe_source_family_follows_the_global_settings(
