@@ -785,16 +785,21 @@ def test_only_ambient_and_none_are_known_modes(mode: str, fires: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("dns", "kpr", "fires"),
+    ("dns", "kpr", "version", "fires"),
     [
-        ("ClusterFirst", "true", True),
-        ("", "true", True),
-        ("ClusterFirstWithHostNet", "true", False),
-        ("ClusterFirst", "false", False),
+        ("ClusterFirst", "true", DEFAULT, True),
+        ("", "true", DEFAULT, True),
+        ("ClusterFirstWithHostNet", "true", DEFAULT, False),
+        ("ClusterFirst", "false", DEFAULT, False),
+        ("ClusterFirst", "strict", "1.15.19", True),  # full kube-proxy replacement before 1.16
+        ("ClusterFirst", "partial", "1.15.19", False),
+        ("ClusterFirst", "True", "1.19.4", True),  # a Go bool from 1.19
+        ("ClusterFirst", "0", "1.19.4", False),
     ],
 )
-def test_istio_cni_dns_policy_on_host_network_with_kpr(dns: str, kpr: str, fires: bool) -> None:
-    objects = without(cluster(kube_proxy_replacement=kpr), "DaemonSet", "istio-cni-node")
+def test_istio_cni_dns_policy_on_host_network_with_kpr(dns: str, kpr: str, version: str, fires: bool) -> None:
+    """CIC020 reads kube-proxy replacement as the agent does (effective.kube_proxy_replacement)."""
+    objects = without(cluster(version, kube_proxy_replacement=kpr), "DaemonSet", "istio-cni-node")
     cni = daemonset(
         "istio-cni-node", ISTIO_NS, {"k8s-app": "istio-cni-node"}, "docker.io/istio/install-cni:1.23.0"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import remedy as r
 from ..report import Evidence, Severity
+from . import effective
 from .facts import (
     AMBIENT,
     DATAPLANE_MODE_LABEL,
@@ -203,8 +204,10 @@ def cni_dns_policy(facts: Facts) -> Hit | None:
     istio = facts.istio_cni
     if istio is None or not istio.host_network or istio.dns_policy == "ClusterFirstWithHostNet":
         return None
-    kpr = facts.views[0].bool("kube-proxy-replacement") if facts.views else None
-    if kpr is None or kpr.value is not True:
+    if not facts.views:
+        return None
+    kpr = effective.kube_proxy_replacement(facts.views[0], facts.version)
+    if not kpr.full:  # `true`, or `strict` up to Cilium 1.15, as the agent reads it
         return None
     return Hit(
         summary="istio-cni-node uses the host network without dnsPolicy ClusterFirstWithHostNet",
