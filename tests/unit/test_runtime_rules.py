@@ -23,7 +23,7 @@ from istio_cilium_compat.snapshot import (
     Workload,
     ZtunnelRead,
 )
-from tests.clusters import ISTIO_NS, healthy, namespace
+from tests.clusters import ISTIO_NS, healthy, namespace, node_config
 
 RUNTIME = ("CIC030", "CIC031", "CIC032")
 U = "unknown"
@@ -378,3 +378,22 @@ def test_an_unreachable_api_is_no_permission_problem() -> None:
     f = finding(run(summary(pods=(), list_problem=problem)), "CIC032")
     assert f.summary == "Could not list the ztunnel pods in namespace istio-system: no runtime evidence"
     assert f.fix == "Check again."
+
+
+def test_socket_lb_on_some_nodes_only_says_the_share_covers_every_ztunnel() -> None:
+    flow = conn("source", True, ("bookinfo", "a"), ("bookinfo", "b"), count=5)
+    some = build_snapshot(
+        [
+            *healthy(),
+            namespace("legacy", mode=None),
+            node_config("pool-b", {"bpf-lb-sock-hostns-only": "false"}),
+        ]
+    )
+    detail = finding(run(summary(flow), some), "CIC031").detail
+    assert detail.endswith(
+        " Socket LB is in effect only on nodes selected by CiliumNodeConfig kube-system/pool-b; the share "
+        "counts every ztunnel read, including nodes where Service connections keep their Service."
+    )
+    everywhere = finding(run(summary(flow), _SOCKET_LB), "CIC031").detail
+    assert "in effect only on" not in everywhere
+    assert everywhere.endswith("Counters are cumulative since each ztunnel started.")
