@@ -43,12 +43,21 @@ def parse_bool(raw: str) -> bool | None:
     return None
 
 
-def parse_version(image: str) -> tuple[int, int, int] | None:
-    """`quay.io/cilium/cilium:v1.17.4@sha256:…` -> (1, 17, 4)."""
+def tag_numbers(image: str) -> tuple[str, ...] | None:
+    """`quay.io/cilium/cilium:v1.19@sha256:…` -> ("1", "19"): the tag's numbers as written."""
     match = _VERSION.search(image.split("@", 1)[0].rsplit("/", 1)[-1])
-    if not match:
-        return None
-    return int(match[1]), int(match[2]), int(match[3] or 0)
+    return tuple(g for g in match.groups() if g is not None) if match else None
+
+
+def parse_version(image: str) -> tuple[int, int, int] | None:
+    """`quay.io/cilium/cilium:v1.17.4@sha256:…` -> (1, 17, 4); an absent patch compares as 0."""
+    numbers = tag_numbers(image)
+    return _as_version(numbers) if numbers else None
+
+
+def _as_version(numbers: tuple[str, ...]) -> tuple[int, int, int]:
+    major, minor, *patch = (int(n) for n in numbers)
+    return major, minor, patch[0] if patch else 0
 
 
 def format_version(version: tuple[int, int, int] | None) -> str | None:
@@ -166,19 +175,16 @@ class Facts:
         images = self.cilium_agent.images
         preferred = [i for i in images if "/cilium:" in i or i.startswith("cilium:")]
         for image in (*preferred, *images):
-            match = _VERSION.search(image.split("@", 1)[0].rsplit("/", 1)[-1])
-            if match:
-                return tuple(g for g in match.groups() if g is not None)
+            numbers = tag_numbers(image)
+            if numbers is not None:
+                return numbers
         return None
 
     @cached_property
     def version(self) -> tuple[int, int, int] | None:
         """Cilium version from the agent's image tag; an absent patch compares as 0."""
         tag = self._version_tag
-        if tag is None:
-            return None
-        major, minor, *patch = (int(p) for p in tag)
-        return major, minor, patch[0] if patch else 0
+        return _as_version(tag) if tag else None
 
     @cached_property
     def version_shown(self) -> str | None:
